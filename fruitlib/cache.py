@@ -1,0 +1,139 @@
+"""Decode once, compute once: on-disk caches of decoded photos and of frozen-backbone activations.
+
+JPEG decoding and the frozen part of a pretrained network cost the same every epoch and give the same
+answer every time, so they are computed once and kept in ``$FRUITLIB_CACHE`` (default
+``~/.cache/fruitlib``). Keys hash everything the result depends on (file list with sizes and
+modification times, image size, network weights, views, seed), so a changed file means a new entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .data import Catalog, decode, eval_transform, skipped_summary, stored_size, train_transform
+from .models import FruitNet
+
+
+@dataclass
+class ImageSet:
+    """Decoded photos of one split: uint8 ``N x 3 x S x S`` images, labels and their paths."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    paths: list[str]
+    skipped: list[tuple[str, str]]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FRUITLIB_CACHE", Path.home() / ".cache" / "fruitlib"))
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
+
+
+def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True) -> dict:
+    """Load ``name-key.pt`` from the cache folder, or make it and save it atomically."""
+    path = cache_dir() / f"{name}-{key}.pt"
+    if use_cache and path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a damaged entry is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    value = make()
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(value, tmp)
+        os.replace(tmp, path)
+    return value
+
+
+def _try_decode(path: str, size: int) -> torch.Tensor | str:
+    try:
+        return decode(path, size)
+    except Image.DecompressionBombError:
+        return "image too large (over PIL's decompression-bomb limit)"
+    except (OSError, ValueError, SyntaxError) as error:
+        return f"unreadable or truncated image ({type(error).__name__})"
+
+
+def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
+    """Decode photos with a thread per core; unusable files are listed, not fatal."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = list(tqdm(pool.map(lambda p: _try_decode(p, size), paths), total=len(paths),
+                            desc=f"decoding {len(paths)} photos", disable=not progress, leave=False))
+    keep = [i for i, r in enumerate(results) if isinstance(r, torch.Tensor)]
+    images = torch.stack([results[i] for i in keep]) if keep else torch.empty(0, 3, size, size, dtype=torch.uint8)
+    skipped = [(p, r) for p, r in zip(paths, results) if isinstance(r, str)]
+    return {"images": images, "keep": torch.tensor(keep, dtype=torch.long), "skipped": skipped}
+
+
+def load_images(paths: list[str], size: int, progress: bool = True, use_cache: bool = True) -> dict:
+    """Decoded ``size x size`` photos for ``paths`` (``images``, ``keep`` indices, ``skipped``), cached on disk."""
+    stats = [(p, s.st_size, s.st_mtime_ns) for p in paths for s in [os.stat(p)]]
+    return cached(f"images-{size}px", _digest(size, stats), lambda: decode_all(paths, size, progress), use_cache)
+
+
+def load_split(catalog: Catalog, split: str, image_size: int, progress: bool = True) -> ImageSet:
+    """The photos of one split, decoded once at ``stored_size(image_size)``; bad files skipped with a summary."""
+    rows = catalog.split(split)
+    paths = rows["path"].tolist()
+    found = load_images(paths, stored_size(image_size), progress)
+    if found["skipped"]:
+        print(skipped_summary(found["skipped"]))
+    keep = found["keep"].tolist()
+    labels = torch.tensor(rows["label"].to_numpy(), dtype=torch.long)[keep]
+    return ImageSet(found["images"], labels, [paths[i] for i in keep], found["skipped"])
+
+
+def _weights_digest(model: FruitNet, stop: int) -> str:
+    hasher = hashlib.sha1(model.spec.backbone.encode())
+    for tensor in model.stages[:stop].state_dict().values():
+        hasher.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return hasher.hexdigest()[:16]
+
+
+@torch.inference_mode()
+def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
+                batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
+    """Outputs of the frozen stages ``[0, stop)`` for every photo, as float16 on the CPU.
+
+    View 0 is the evaluation view (centre crop); views 1, 2, ... are seeded random augmentations.
+    When ``stop`` is the last stage, outputs are average-pooled to ``N x C x 1 x 1`` (pooling is linear).
+    """
+    spec = model.spec
+    transform = (eval_transform if view == 0 else train_transform)(spec.image_size, spec.mean, spec.std)
+    torch.manual_seed(seed * 1000 + view)
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), desc=f"features (view {view})", disable=not progress,
+                      leave=False):
+        x = torch.stack([transform(image) for image in images[start:start + batch_size]]).to(device)
+        y = model.features(x.contiguous(memory_format=torch.channels_last), 0, stop)
+        if stop >= len(model.stages):
+            y = y.mean(dim=(2, 3), keepdim=True)
+        out.append(y.to("cpu", torch.float16))
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def cached_activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
+                       device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
+    """:func:`activations`, kept on disk under a key made of the weights, the photos, the view and the seed."""
+    key = _digest(_weights_digest(model, stop), model.spec.image_size, stop, view, seed,
+                  hashlib.sha1(images.numpy().tobytes()).hexdigest())
+
+    def make() -> dict:
+        return {"x": activations(model, images, stop, view, seed, device=device, progress=progress)}
+
+    return cached(f"activations-{model.spec.backbone}", key, make)["x"]

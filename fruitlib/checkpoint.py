@@ -1,0 +1,53 @@
+"""Checkpoints that survive interruptions and carry everything needed to resume or predict.
+
+A checkpoint holds the model's weights, its :class:`~fruitlib.models.ModelSpec` (backbone, class
+names, image size, normalisation), the run's parameters and the training state. It is written to a
+temporary file and renamed into place, so Ctrl-C or a killed process never leaves a half-written file.
+It is read with ``weights_only=True``: loading a checkpoint cannot run code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import FruitlibError
+from .models import FruitNet, ModelSpec, build_model
+from .weights import load_into, load_state_dict_file
+
+REQUIRED = ("model", "spec", "params")
+
+
+def save_checkpoint(path: str | os.PathLike, model: FruitNet, params: dict, training: dict | None = None) -> Path:
+    """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": model.state_dict(), "spec": model.spec.to_dict(), "params": params, "training": training}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a fruitlib checkpoint; anything else is rejected with one line."""
+    state = load_state_dict_file(path, "checkpoint")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise FruitlibError(f"{path} is not a fruitlib checkpoint (no {', '.join(missing)}): "
+                            "pass the model.pt written by 'python -m fruitlib train'")
+    return state
+
+
+def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> FruitNet:
+    """Rebuild the network described in a checkpoint and load its weights (in eval mode)."""
+    state = load_checkpoint(path)
+    spec = ModelSpec(**state["spec"])
+    model = build_model(spec.classes, spec.backbone, pretrained=False, image_size=spec.image_size)
+    load_into(model, state["model"], path, f"a {spec.backbone} with {len(spec.classes)} classes")
+    model.spec = spec
+    return model.to(device).eval()

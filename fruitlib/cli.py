@@ -1,0 +1,131 @@
+"""``python -m fruitlib``: train, evaluate, predict, and run the notebook series.
+
+Errors end the program with one line on stderr and a non-zero exit status, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import FruitlibError
+from .run import RunConfig
+
+DEFAULTS = RunConfig()
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .run import train_run
+
+    cfg = RunConfig(data=args.data, out=args.out, backbone=args.backbone, scratch=args.scratch, mode=args.mode,
+                    epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
+                    optimizer=args.optimizer, views=args.views, cache=not args.no_cache, seed=args.seed,
+                    labels=args.labels, category=args.category, weights=args.weights, device=args.device)
+    try:
+        result = train_run(cfg, resume=args.resume, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        raise FruitlibError(f"interrupted: the last finished epoch is saved in {args.out}/model.pt; "
+                            "continue with --resume") from None
+    m = result.metrics
+    print(f"{m['backbone']} ({'pretrained' if m['pretrained'] else 'from scratch'}, {m['mode']}): "
+          f"validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} photos after {m['epochs']} epochs, "
+          f"{m['seconds']:.0f} s; results in {result.out}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .data import ImageTensorDataset, eval_transform, find_data, make_splits, scan
+    from .cache import load_split
+    from .evaluate import predict_probs, report
+
+    params = load_checkpoint(args.checkpoint)["params"]
+    model = model_from_checkpoint(args.checkpoint)
+    catalog = make_splits(scan(find_data(args.data), params.get("labels", "coarse"), params.get("category", "Fruit")),
+                          params.get("val_fraction", 0.2), params.get("seed", 0))
+    if catalog.classes != model.spec.classes:
+        raise FruitlibError(f"{args.checkpoint} was trained on other classes than {catalog.root} has "
+                            f"({len(model.spec.classes)} vs {len(catalog.classes)}): evaluate on its own data")
+    spec = model.spec
+    images = load_split(catalog, args.split, spec.image_size, progress=not args.json)
+    probs, labels = predict_probs(model, ImageTensorDataset(images.images, images.labels,
+                                                            eval_transform(spec.image_size, spec.mean, spec.std)))
+    scores = report(labels, probs.argmax(1), spec.classes)
+    if args.json:
+        print(json.dumps(scores))
+        return
+    print(f"accuracy {scores['accuracy']:.1%} on {scores['n_images']} photos ({args.split} split)")
+    print(f"{'class':<18}{'precision':>10}{'recall':>8}{'f1':>7}{'n':>5}")
+    for name, s in scores["per_class"].items():
+        print(f"{name:<18}{s['precision']:>10.2f}{s['recall']:>8.2f}{s['f1']:>7.2f}{s['support']:>5}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .checkpoint import model_from_checkpoint
+    from .evaluate import top_k
+
+    model = model_from_checkpoint(args.checkpoint)
+    for path, guesses in zip(args.images, top_k(model, args.images, args.top_k)):
+        print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in guesses))
+
+
+def _series(args: argparse.Namespace) -> None:
+    from .series import run_series
+
+    run_series(args.out, args.params, args.only)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m fruitlib", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a fruit classifier into a run folder")
+    train.add_argument("--data", help="folder-per-class root or Grocery Store clone (default: $FRUITLIB_DATA, "
+                                      "else data/GroceryStoreDataset)")
+    train.add_argument("--out", required=True, help="run folder for model.pt, metrics.json, history.csv, figures")
+    train.add_argument("--backbone", default="auto", help="resnet18..resnet152, efficientnet_lite0, or auto")
+    train.add_argument("--scratch", action="store_true", help="random initialisation instead of ImageNet weights")
+    train.add_argument("--mode", choices=["frozen", "last", "full"], help="what trains (default: frozen; full "
+                                                                           "with --scratch)")
+    train.add_argument("--weights", help="local ImageNet .pth file for the backbone (offline use)")
+    for flag, kind, default in (("--epochs", int, DEFAULTS.epochs), ("--image-size", int, DEFAULTS.image_size),
+                                ("--batch-size", int, DEFAULTS.batch_size), ("--seed", int, DEFAULTS.seed),
+                                ("--views", int, DEFAULTS.views), ("--lr", float, None)):
+        train.add_argument(flag, type=kind, default=default)
+    train.add_argument("--optimizer", choices=["adamw", "sgd"], default=DEFAULTS.optimizer)
+    train.add_argument("--labels", choices=["coarse", "fine"], default="coarse", help="Grocery Store labels")
+    train.add_argument("--category", choices=["Fruit", "Vegetables", "Packages"], default="Fruit")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    train.add_argument("--no-cache", action="store_true", help="run frozen layers every epoch (slow; to compare)")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved model on a split")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data")
+    evaluate.add_argument("--split", default="val", help="train, val or test (test: full Grocery Store clones)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=_evaluate)
+
+    predict = commands.add_parser("predict", help="top-k classes for photos")
+    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.set_defaults(func=_predict)
+
+    series = commands.add_parser("series", help="execute every notebook with papermill and regenerate figures/")
+    series.add_argument("--out", default="runs/series", help="folder for the executed copies")
+    series.add_argument("-f", "--params", help="YAML parameters, e.g. params/full.yaml")
+    series.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 01 04")
+    series.set_defaults(func=_series)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except FruitlibError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,258 @@
+"""Find a fruit data set, list its photos, split them, and turn photos into tensors.
+
+Two layouts are understood:
+
+* a **Grocery Store Dataset** clone (``dataset/train.txt`` ...): its official splits are used;
+* a **folder-per-class** root (``root/<class>/**/<image>``): split stratified and seeded.
+
+Listing and splitting never decode an image; decoding happens once, in :mod:`fruitlib.cache`.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageOps
+from sklearn.model_selection import train_test_split
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from .errors import FruitlibError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+DEFAULT_DATA = Path("data") / "GroceryStoreDataset"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CATEGORIES = ("Fruit", "Vegetables", "Packages")
+
+
+@dataclass
+class Catalog:
+    """The photos of a data set: one row per image, with its class and split."""
+
+    root: Path
+    layout: str  # "grocery" or "folders"
+    classes: list[str]
+    table: pd.DataFrame  # columns: path, class_name, label, split
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def split(self, name: str) -> pd.DataFrame:
+        """The rows of one split (``train``, ``val`` or ``test``)."""
+        rows = self.table[self.table["split"] == name]
+        if rows.empty:
+            have = sorted(set(self.table["split"]) - {""})
+            raise FruitlibError(f"split '{name}' has no images in {self.root}; available: {', '.join(have)}")
+        return rows.reset_index(drop=True)
+
+
+def find_data(path: str | os.PathLike | None = None) -> Path:
+    """Locate the data: an explicit path, else ``$FRUITLIB_DATA``, else ``data/GroceryStoreDataset``.
+
+    A missing default data set is downloaded when online (see :mod:`fruitlib.download`).
+    """
+    if path is not None or os.environ.get("FRUITLIB_DATA"):
+        where = Path(path if path is not None else os.environ["FRUITLIB_DATA"]).expanduser()
+        how = "the path given" if path is not None else "FRUITLIB_DATA"
+        if not where.is_dir():
+            raise FruitlibError(f"data folder {where} ({how}) does not exist: fix the path, or see data/README.md")
+        return where.resolve()
+    for where in (Path.cwd() / DEFAULT_DATA, Path.cwd().parent / DEFAULT_DATA, PROJECT_ROOT / DEFAULT_DATA):
+        if where.is_dir():
+            return where.resolve()
+    from .download import fetch_grocery
+
+    return fetch_grocery(PROJECT_ROOT / DEFAULT_DATA)
+
+
+def scan(root: str | os.PathLike, labels: str = "coarse", category: str = "Fruit") -> Catalog:
+    """List the images under ``root`` (either layout) without decoding them."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FruitlibError(f"data folder {root} does not exist: pass an existing folder, or see data/README.md")
+    for base in (root, root / "dataset"):
+        if (base / "train.txt").is_file() and (base / "classes.csv").is_file():
+            return _scan_grocery(root, base, labels, category)
+    return _scan_folders(root)
+
+
+def _scan_grocery(root: Path, base: Path, labels: str, category: str) -> Catalog:
+    if labels not in ("coarse", "fine"):
+        raise FruitlibError(f"labels must be 'coarse' or 'fine', not '{labels}'")
+    if category not in CATEGORIES:
+        raise FruitlibError(f"category must be one of {', '.join(CATEGORIES)}, not '{category}'")
+    names = pd.read_csv(base / "classes.csv")
+    fine = dict(zip(names.iloc[:, 1], names.iloc[:, 0]))
+    coarse = dict(zip(names.iloc[:, 3], names.iloc[:, 2]))
+    rows, skipped = [], []
+    for split in ("train", "val", "test"):
+        listing = base / f"{split}.txt"
+        if not listing.is_file():
+            continue
+        for line in listing.read_text().splitlines():
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) != 3 or Path(parts[0]).parts[1:2] != (category,):
+                continue
+            path = base / parts[0]
+            if not path.is_file():
+                skipped.append((str(path), f"listed in {split}.txt but missing"))
+                continue
+            name = fine[int(parts[1])] if labels == "fine" else coarse[int(parts[2])]
+            rows.append((str(path), name, split))
+    if not rows:
+        raise FruitlibError(f"no {category} images found in {root}: is it a complete clone? See data/README.md")
+    table = pd.DataFrame(rows, columns=["path", "class_name", "split"])
+    return _with_labels(Catalog(root, "grocery", [], table, skipped))
+
+
+def _scan_folders(root: Path) -> Catalog:
+    rows, skipped = [], []
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for class_dir in class_dirs:
+        found = 0
+        for path in sorted(class_dir.rglob("*")):
+            if not path.is_file() or any(p.startswith(".") for p in path.relative_to(root).parts):
+                continue
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                skipped.append((str(path), "not an image file"))
+                continue
+            rows.append((str(path), class_dir.name, ""))
+            found += 1
+        if not found:
+            skipped.append((str(class_dir), "class folder has no images"))
+    if not rows:
+        raise FruitlibError(f"no images found in {root}: expected one sub-folder of photos per class")
+    table = pd.DataFrame(rows, columns=["path", "class_name", "split"])
+    return _with_labels(Catalog(root, "folders", [], table, skipped))
+
+
+def _with_labels(catalog: Catalog) -> Catalog:
+    """Number the classes alphabetically; a usable data set needs two classes or more."""
+    classes = sorted(catalog.table["class_name"].unique())
+    if len(classes) < 2:
+        raise FruitlibError(f"{catalog.root} has {len(classes)} class with images; a classifier needs at least 2")
+    table = catalog.table.assign(label=catalog.table["class_name"].map({c: i for i, c in enumerate(classes)}))
+    return replace(catalog, classes=classes, table=table[["path", "class_name", "label", "split"]])
+
+
+def make_splits(catalog: Catalog, val_fraction: float = 0.2, seed: int = 0) -> Catalog:
+    """Official splits for a Grocery Store clone; a stratified, seeded split for folders.
+
+    Classes with fewer than two photos cannot be split: they are dropped and listed in ``skipped``.
+    """
+    if catalog.layout == "grocery":
+        return catalog
+    counts = catalog.table["class_name"].value_counts()
+    tiny = sorted(counts[counts < 2].index)
+    table = catalog.table[~catalog.table["class_name"].isin(tiny)].reset_index(drop=True)
+    skipped = catalog.skipped + [(c, "class has fewer than 2 images, too small to split") for c in tiny]
+    if table["class_name"].nunique() < 2:
+        raise FruitlibError(f"{catalog.root} needs at least 2 classes with 2 or more images each to split")
+    n_classes = table["class_name"].nunique()
+    n_val = max(n_classes, round(val_fraction * len(table)))
+    if n_val >= len(table) - n_classes + 1:
+        raise FruitlibError(f"{len(table)} images are too few to split {n_classes} classes: add photos")
+    train_idx, _ = train_test_split(table.index, test_size=n_val, random_state=seed, stratify=table["label"])
+    table["split"] = np.where(table.index.isin(train_idx), "train", "val")
+    return _with_labels(replace(catalog, table=table, skipped=skipped))
+
+
+def write_manifest(catalog: Catalog, path: str | os.PathLike) -> Path:
+    """Write the split as CSV (paths relative to the data root) so a run can be repeated exactly."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = catalog.table.assign(path=[os.path.relpath(p, catalog.root) for p in catalog.table["path"]])
+    table.to_csv(path, index=False)
+    return path
+
+
+def skipped_summary(skipped: list[tuple[str, str]]) -> str:
+    """One line per reason, with a count and the first example."""
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in skipped:
+        by_reason.setdefault(reason, []).append(path)
+    return "\n".join(f"skipped {len(p)} ({reason}), e.g. {p[0]}" for reason, p in by_reason.items())
+
+
+# ----------------------------------------------------------------------------- decoding and transforms
+
+
+def stored_size(image_size: int) -> int:
+    """Side of the square kept per photo: a margin of 8/7 around the crop, as in Resize(256)+Crop(224)."""
+    return round(image_size * 8 / 7)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Grey, palette, RGBA, CMYK and 16-bit images as 8-bit RGB (transparency onto white)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / max(float(array.max()), 1.0) if image.mode != "F" else 255.0
+        image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def decode(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """Read one photo as a ``3 x size x size`` uint8 tensor: EXIF-rotated, shorter side resized, centre-cropped.
+
+    Raises ``OSError``/``ValueError``/``Image.DecompressionBombError`` for files that are not usable images.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it is big enough
+            image = to_rgb(ImageOps.exif_transpose(image))
+    image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+
+
+def train_transform(image_size: int, mean: tuple, std: tuple) -> v2.Compose:
+    """Augmentation for training: a random crop of 35-100% of the photo, a flip, a little colour jitter."""
+    return v2.Compose([
+        v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean, std),
+    ])
+
+
+def eval_transform(image_size: int, mean: tuple, std: tuple) -> v2.Compose:
+    """The deterministic view used to evaluate: the centre crop, normalised like the backbone's inputs."""
+    return v2.Compose([v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+class ImageTensorDataset(Dataset):
+    """Decoded uint8 photos held in memory, transformed on access."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[i]
+        return (self.transform(image) if self.transform else image), self.labels[i]
+
+
+class ImagePathDataset(Dataset):
+    """Photos decoded from disk on every access: the article's way, kept to measure what caching saves."""
+
+    def __init__(self, paths: list[str], labels: torch.Tensor, size: int, transform=None):
+        self.paths, self.labels, self.size, self.transform = paths, labels, size, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = decode(self.paths[i], self.size)
+        return (self.transform(image) if self.transform else image), self.labels[i]

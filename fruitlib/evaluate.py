@@ -1,0 +1,58 @@
+"""Scores and predictions: accuracy, per-class precision/recall/F1, confusion matrix, top-k guesses."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from torch.utils.data import DataLoader, Dataset
+
+from .data import decode, eval_transform, stored_size
+from .errors import FruitlibError
+from .models import FruitNet
+
+
+@torch.inference_mode()
+def predict_probs(model: torch.nn.Module, dataset: Dataset, batch_size: int = 128,
+                  device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities and true labels for every item of ``dataset``, in order."""
+    model.eval().to(device)
+    probs, labels = [], []
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        probs.append(torch.softmax(model(x.to(device, torch.float32)), 1).cpu())
+        labels.append(y)
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def report(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows: true class)."""
+    ids = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
+    per_class = {c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                 for c, p, r, f, s in zip(classes, precision, recall, f1, support)}
+    return {"accuracy": float(np.mean(labels == predicted)), "n_images": int(len(labels)), "per_class": per_class,
+            "confusion": confusion_matrix(labels, predicted, labels=ids).tolist()}
+
+
+def load_photo(path: str | os.PathLike, model: FruitNet) -> torch.Tensor:
+    """One photo prepared exactly as in evaluation; a bad file is a one-line error."""
+    try:
+        image = decode(path, stored_size(model.spec.image_size))
+    except FileNotFoundError as error:
+        raise FruitlibError(f"image {path} does not exist") from error
+    except Exception as error:
+        raise FruitlibError(f"{path} is not a readable image ({type(error).__name__}): pass a JPEG or PNG") from error
+    spec = model.spec
+    return eval_transform(spec.image_size, spec.mean, spec.std)(image)
+
+
+@torch.inference_mode()
+def top_k(model: FruitNet, paths: list[str | os.PathLike], k: int = 3) -> list[list[tuple[str, float]]]:
+    """The ``k`` most likely classes, with probabilities, for each photo."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.stack([load_photo(p, model) for p in paths]).to(device)
+    probs = torch.softmax(model(x), 1).cpu()
+    values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
+    return [[(model.spec.classes[i], float(v)) for v, i in zip(vs, ids)] for vs, ids in zip(values, indices)]

@@ -1,0 +1,167 @@
+"""Backbones with a new head: ResNet-18..152 (torchvision) and EfficientNet-Lite0 (offline stand-in).
+
+Every backbone becomes a :class:`FruitNet`: a sequence of *stages* (stem, ..., last stage), global
+average pooling and a linear head for N classes. Transfer modes decide which stages train:
+``frozen`` (fixed feature extractor: head only), ``last`` (last stage + head), ``full`` (everything).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from .errors import FruitlibError
+from .weights import RESNETS, lite0_weights_file, load_into, load_state_dict_file, resnet_weights_enum, resnet_weights_file
+
+BACKBONES = (*RESNETS, "efficientnet_lite0")
+MODES = ("frozen", "last", "full")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+@dataclass
+class ModelSpec:
+    """All that is needed to rebuild a model and feed it images: saved in every checkpoint."""
+
+    backbone: str
+    classes: list[str]
+    pretrained: bool
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    weights_source: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FruitNet(nn.Module):
+    """stages -> global average pool -> linear head. Frozen stages stay in eval mode while training."""
+
+    def __init__(self, stages: list[nn.Module], feature_dim: int, spec: ModelSpec):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Linear(feature_dim, len(spec.classes))
+        self.spec = spec
+        self.frozen_stages = 0
+
+    def features(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Run stages ``start`` to ``stop`` (exclusive) on ``x``."""
+        for stage in self.stages[start:stop]:
+            x = stage(x)
+        return x
+
+    def embed(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """The pooled feature vector fed to the head."""
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x, start), 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+    def train(self, mode: bool = True) -> "FruitNet":
+        super().train(mode)
+        for stage in self.stages[: self.frozen_stages]:
+            stage.eval()  # frozen BatchNorm keeps its ImageNet statistics
+        return self
+
+
+def set_mode(model: FruitNet, mode: str, last_stages: int = 1) -> FruitNet:
+    """Freeze stages for ``frozen`` / ``last`` (the last ``last_stages`` train) / ``full`` fine-tuning."""
+    if mode not in MODES:
+        raise FruitlibError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
+    n = len(model.stages)
+    model.frozen_stages = {"frozen": n, "last": n - last_stages, "full": 0}[mode]
+    for i, stage in enumerate(model.stages):
+        stage.requires_grad_(i >= model.frozen_stages)
+    model.head.requires_grad_(True)
+    return model.train(model.training)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def _resnet_stages(net: tvm.ResNet) -> tuple[list[nn.Module], int]:
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+    return [stem, net.layer1, net.layer2, net.layer3, net.layer4], net.fc.in_features
+
+
+def _lite0_network(image_size: int) -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+
+
+def _lite0_stages(net: nn.Module) -> tuple[list[nn.Module], int]:
+    """Stem, the MBConv stages (a new stage where channels change), the last one joined to the 1x1 head conv."""
+    stages, current = [nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())], []
+    for block in net._blocks:
+        if current and block._block_args.input_filters != block._block_args.output_filters:
+            stages.append(nn.Sequential(*current))
+            current = []
+        current.append(block)
+    stages.append(nn.Sequential(*current, net._conv_head, net._bn1, nn.ReLU6()))
+    return stages, net._fc.in_features
+
+
+def backbone_network(name: str, pretrained: bool, weights: str | os.PathLike | None = None,
+                     image_size: int = 224) -> tuple[nn.Module, str]:
+    """The original torchvision / EfficientNet-Lite network (1000-class head) and where its weights came from."""
+    if name in RESNETS:
+        net = tvm.get_model(name, weights=None)
+        if not pretrained:
+            return net, "random initialisation"
+        path = resnet_weights_file(name, weights)
+    elif name == "efficientnet_lite0":
+        net = _lite0_network(image_size)
+        if not pretrained:
+            return net, "random initialisation"
+        path = weights or lite0_weights_file()
+    else:
+        raise FruitlibError(f"unknown backbone '{name}': choose one of {', '.join(BACKBONES)} or auto")
+    load_into(net, load_state_dict_file(path, "weights file"), path, f"{name} ImageNet weights")
+    return net, str(path)
+
+
+def resolve_backbone(name: str, pretrained: bool = True, weights: str | os.PathLike | None = None) -> tuple[str, str]:
+    """``auto`` means ResNet-50 when its ImageNet weights can be had, else EfficientNet-Lite0. Returns (name, why)."""
+    if name != "auto":
+        return name, "chosen explicitly"
+    if not pretrained:
+        return "resnet50", "auto: the article's network, trained from scratch"
+    try:
+        resnet_weights_file("resnet50", weights)
+        return "resnet50", "auto: ResNet-50 ImageNet weights found"
+    except FruitlibError:
+        return "efficientnet_lite0", ("auto: no ResNet-50 ImageNet weights here (offline?), so the offline "
+                                      "EfficientNet-Lite0 ImageNet weights stand in - not a ResNet")
+
+
+def _wrap(name: str, net: nn.Module, source: str, classes: list[str], pretrained: bool, image_size: int) -> FruitNet:
+    stages, dim = _resnet_stages(net) if name in RESNETS else _lite0_stages(net)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if name in RESNETS else (LITE_MEAN, LITE_STD)
+    return FruitNet(stages, dim, ModelSpec(name, list(classes), pretrained, image_size, mean, std, source))
+
+
+def build_model(classes: list[str], backbone: str = "auto", pretrained: bool = True, mode: str = "full",
+                weights: str | os.PathLike | None = None, image_size: int = 224) -> FruitNet:
+    """A backbone with a new head for ``classes``, frozen according to ``mode``."""
+    name, _ = resolve_backbone(backbone, pretrained, weights)
+    net, source = backbone_network(name, pretrained, weights, image_size)
+    return set_mode(_wrap(name, net, source, classes, pretrained, image_size), mode)
+
+
+def imagenet_classifier(backbone: str = "auto", weights: str | os.PathLike | None = None,
+                        image_size: int = 224) -> FruitNet:
+    """The pretrained network with its original 1000-class ImageNet head: what it "sees" before transfer."""
+    name, _ = resolve_backbone(backbone, True, weights)
+    net, source = backbone_network(name, True, weights, image_size)
+    categories = resnet_weights_enum("resnet50").meta["categories"]  # the standard ImageNet-1k order
+    model = _wrap(name, net, source, categories, True, image_size)
+    model.head.load_state_dict((net.fc if name in RESNETS else net._fc).state_dict())
+    return set_mode(model, "frozen").eval()

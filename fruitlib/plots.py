@@ -1,0 +1,60 @@
+"""Figures the notebooks show and save: curves, confusion matrices, photo grids."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+
+def save(fig: plt.Figure, name: str, folder: str | os.PathLike = "../figures") -> Path:
+    """Save ``fig`` as ``folder/name.png`` (a stable name, so re-runs replace the old figure)."""
+    path = Path(folder) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def training_curves(histories: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
+    """Loss and accuracy per epoch, training (dashed) and validation (solid), one colour per run."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for (name, h), colour in zip(histories.items(), sns.color_palette("tab10")):
+        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+            ax.plot(h["epoch"], h[f"train_{metric}"], "--", color=colour, label=f"{name} (train)")
+            ax.plot(h["epoch"], h[f"val_{metric}"], "-o", color=colour, ms=3, label=f"{name} (validation)")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    ax_acc.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(matrix: np.ndarray | list, classes: list[str], title: str = "") -> plt.Figure:
+    """Confusion matrix as a heatmap: rows are true classes, columns predictions."""
+    matrix = np.asarray(matrix)
+    size = 3 + 0.35 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    sns.heatmap(matrix, annot=len(classes) <= 25, fmt="d", cmap="Blues", cbar=False, square=True,
+                xticklabels=classes, yticklabels=classes, ax=ax, annot_kws={"fontsize": 7})
+    ax.set(xlabel="predicted", ylabel="true", title=title or f"confusion matrix ({matrix.sum()} photos)")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: torch.Tensor, titles: list[str], colours: list[str] | None = None,
+               columns: int = 6) -> plt.Figure:
+    """uint8 ``N x 3 x H x W`` photos in a grid, each with a title (e.g. "true / predicted")."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title, colour in zip(axes.flat, images, titles, colours or ["black"] * len(titles)):
+        ax.imshow(image.permute(1, 2, 0).numpy())
+        ax.set_title(title, fontsize=8, color=colour)
+    fig.tight_layout()
+    return fig

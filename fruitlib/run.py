@@ -1,0 +1,172 @@
+"""One training run from data folder to run folder: what ``python -m fruitlib train`` and the notebooks call.
+
+A run folder holds ``params.json`` (every setting), ``split.csv`` (the exact split), ``model.pt``
+(latest epoch, resumable), ``best.pt`` (best validation accuracy), ``history.csv``, ``metrics.json``
+and the figures ``curves.png`` and ``confusion.png``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from . import plots
+from .cache import ImageSet, cached_activations, load_split
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import Catalog, ImageTensorDataset, eval_transform, find_data, make_splits, scan, train_transform, write_manifest
+from .errors import FruitlibError
+from .evaluate import predict_probs, report
+from .models import FruitNet, build_model, count_parameters, resolve_backbone
+from .train import fit, pick_device, seed_everything
+
+DEFAULT_LR = {"frozen": 1e-3, "last": 3e-4, "full": 1e-4, "scratch": 1e-3}
+
+
+@dataclass
+class RunConfig:
+    """Every setting of a run; saved as ``params.json`` beside its results."""
+
+    data: str | None = None
+    out: str = "runs/transfer"
+    backbone: str = "auto"
+    scratch: bool = False
+    mode: str | None = None  # frozen / last / full; default: frozen for transfer, full from scratch
+    epochs: int = 10
+    image_size: int = 128
+    batch_size: int = 64
+    lr: float | None = None  # default depends on the mode (DEFAULT_LR)
+    optimizer: str = "adamw"
+    views: int = 2  # augmented views per photo when frozen activations are cached
+    cache: bool = True  # frozen stages computed once (False: run them every epoch, the slow way)
+    seed: int = 0
+    labels: str = "coarse"
+    category: str = "Fruit"
+    val_fraction: float = 0.2
+    weights: str | None = None
+    device: str = "auto"
+
+
+@dataclass
+class RunResult:
+    model: FruitNet
+    history: pd.DataFrame
+    metrics: dict
+    out: Path
+    catalog: Catalog
+
+
+class FromStage(nn.Module):
+    """The trainable end of a FruitNet, fed with cached outputs of its frozen stages."""
+
+    def __init__(self, model: FruitNet, start: int):
+        super().__init__()
+        self.model, self.start = model, start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.head(self.model.embed(x, self.start))
+
+
+def training_data(model: FruitNet, train: ImageSet, val: ImageSet, cfg: RunConfig,
+                  device: torch.device, progress: bool) -> tuple[nn.Module, Dataset, Dataset]:
+    """What the fit loop trains and on what: cached activations when stages are frozen, else photos."""
+    spec, start = model.spec, model.frozen_stages
+    if cfg.cache and start > 0:
+        model.to(device)
+        views = [cached_activations(model, train.images, start, v, cfg.seed, device, progress)
+                 for v in range(cfg.views + 1)]
+        train_ds = TensorDataset(torch.cat(views), train.labels.repeat(len(views)))
+        val_ds = TensorDataset(cached_activations(model, val.images, start, 0, cfg.seed, device, progress), val.labels)
+        return FromStage(model, start), train_ds, val_ds
+    train_ds = ImageTensorDataset(train.images, train.labels, train_transform(spec.image_size, spec.mean, spec.std))
+    val_ds = ImageTensorDataset(val.images, val.labels, eval_transform(spec.image_size, spec.mean, spec.std))
+    return model, train_ds, val_ds
+
+
+def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[RunConfig, dict | None]:
+    """Protect an existing run unless asked to resume it or overwrite it; on resume, reuse its settings."""
+    checkpoint = out / "model.pt"
+    if resume:
+        if not checkpoint.is_file():
+            raise FruitlibError(f"nothing to resume: {checkpoint} does not exist (train without --resume first)")
+        state = load_checkpoint(checkpoint)
+        saved = {k: v for k, v in state["params"].items() if k in RunConfig.__dataclass_fields__}
+        return dataclasses.replace(RunConfig(**saved), device=cfg.device), state["training"]
+    if checkpoint.exists() and not overwrite:
+        raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
+                            "or choose another --out")
+    if checkpoint.exists():
+        shutil.rmtree(out)
+    return cfg, None
+
+
+def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> RunResult:
+    """Split, decode, build, train, evaluate and save one run; see the module docstring for the outputs."""
+    out = Path(cfg.out)
+    cfg, training = _start(cfg, out, resume, overwrite)
+    began = time.perf_counter()
+    seed_everything(cfg.seed)
+    catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
+    name, why = resolve_backbone(cfg.backbone, not cfg.scratch, cfg.weights)
+    mode = cfg.mode or ("full" if cfg.scratch else "frozen")
+    if cfg.scratch and mode != "full":
+        raise FruitlibError("a network trained from scratch has nothing to freeze: use mode 'full' with --scratch")
+    params = dataclasses.asdict(cfg) | {"backbone": name, "mode": mode,
+                                        "lr": cfg.lr or DEFAULT_LR["scratch" if cfg.scratch else mode]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "params.json").write_text(json.dumps(params, indent=2))
+    write_manifest(catalog, out / "split.csv")
+    if catalog.skipped:
+        pd.DataFrame(catalog.skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
+    print(f"backbone: {name} ({why}); mode: {mode}; {len(catalog.classes)} classes")
+
+    model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size)
+    if training is not None:
+        model.load_state_dict(load_checkpoint(out / "model.pt")["model"])
+    device = pick_device(cfg.device)
+    train_set = load_split(catalog, "train", cfg.image_size, progress)
+    val_set = load_split(catalog, "val", cfg.image_size, progress)
+    module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress)
+    best = max([h["val_acc"] for h in training["history"]], default=-1.0) if training else -1.0
+
+    def on_epoch_end(state: dict) -> None:
+        nonlocal best
+        save_checkpoint(out / "model.pt", model, params, state)
+        if state["history"][-1]["val_acc"] > best:
+            best = state["history"][-1]["val_acc"]
+            save_checkpoint(out / "best.pt", model, params)
+
+    history = fit(module, train_ds, val_ds, epochs=cfg.epochs, lr=params["lr"], batch_size=cfg.batch_size,
+                  optimizer=cfg.optimizer, seed=cfg.seed, device=device, on_epoch_end=on_epoch_end,
+                  resume=training, progress=progress)
+    history.to_csv(out / "history.csv", index=False)
+    metrics = finish(model, val_set, history, params, out, device)
+    metrics |= {"n_train": len(train_set.labels), "seconds": round(time.perf_counter() - began, 1)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return RunResult(model, history, metrics, out, catalog)
+
+
+def finish(model: FruitNet, val: ImageSet, history: pd.DataFrame, params: dict, out: Path,
+           device: torch.device) -> dict:
+    """Score the final model on the validation photos through the full network, and draw the figures."""
+    spec = model.spec
+    probs, labels = predict_probs(model, ImageTensorDataset(val.images, val.labels,
+                                                            eval_transform(spec.image_size, spec.mean, spec.std)),
+                                  device=device)
+    scores = report(labels, probs.argmax(1), spec.classes)
+    trainable, total = count_parameters(model)
+    plots.save(plots.training_curves({spec.backbone: history}, f"{out.name}"), "curves", out)
+    plots.save(plots.confusion(scores["confusion"], spec.classes), "confusion", out)
+    plots.plt.close("all")
+    return {"val_accuracy": scores["accuracy"], "best_val_accuracy": float(history["val_acc"].max()),
+            "classes": spec.classes, "backbone": spec.backbone, "pretrained": spec.pretrained,
+            "weights_source": spec.weights_source, "mode": params["mode"], "epochs": int(history["epoch"].max()),
+            "image_size": spec.image_size, "n_val": scores["n_images"], "trainable_params": trainable, "total_params": total,
+            "per_class": scores["per_class"], "confusion": scores["confusion"]}
