@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from PIL import Image
@@ -57,6 +58,25 @@ def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True
     return value
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch operations with ``n`` intra-op threads inside the block, then restore the setting.
+
+    Per-photo work (decoding, crops, flips, colour jitter on one small image) gains nothing from
+    several threads: waking them costs more than the work, and on a busy CPU a waiting thread can
+    stall each small operation for milliseconds (measured: 4-10x slower, see ``benchmarks/``).
+    """
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _try_decode(path: str, size: int) -> torch.Tensor | str:
     try:
         return decode(path, size)
@@ -67,8 +87,11 @@ def _try_decode(path: str, size: int) -> torch.Tensor | str:
 
 
 def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
-    """Decode photos with a thread per core; unusable files are listed, not fatal."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    """Decode photos with a thread per core; unusable files are listed, not fatal.
+
+    The parallelism is one photo per thread, so each thread's torch operations run single-threaded.
+    """
+    with torch_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(tqdm(pool.map(lambda p: _try_decode(p, size), paths), total=len(paths),
                             desc=f"decoding {len(paths)} photos", disable=not progress, leave=False))
     keep = [i for i, r in enumerate(results) if isinstance(r, torch.Tensor)]
@@ -118,7 +141,9 @@ def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0,
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc=f"features (view {view})", disable=not progress,
                       leave=False):
-        x = torch.stack([transform(image) for image in images[start:start + batch_size]]).to(device)
+        with torch_threads(1):  # small per-photo transforms: one thread; the batched forward pass: all
+            x = torch.stack([transform(image) for image in images[start:start + batch_size]])
+        x = x.to(device)
         y = model.features(x.contiguous(memory_format=torch.channels_last), 0, stop)
         if stop >= len(model.stages):
             y = y.mean(dim=(2, 3), keepdim=True)

@@ -20,7 +20,8 @@ def _train(args: argparse.Namespace) -> None:
     cfg = RunConfig(data=args.data, out=args.out, backbone=args.backbone, scratch=args.scratch, mode=args.mode,
                     epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
                     optimizer=args.optimizer, views=args.views, cache=not args.no_cache, seed=args.seed,
-                    labels=args.labels, category=args.category, weights=args.weights, device=args.device)
+                    labels=args.labels, category=args.category, per_class=args.per_class, weights=args.weights,
+                    device=args.device)
     try:
         result = train_run(cfg, resume=args.resume, overwrite=args.overwrite)
     except KeyboardInterrupt:
@@ -89,7 +90,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--weights", help="local ImageNet .pth file for the backbone (offline use)")
     for flag, kind, default in (("--epochs", int, DEFAULTS.epochs), ("--image-size", int, DEFAULTS.image_size),
                                 ("--batch-size", int, DEFAULTS.batch_size), ("--seed", int, DEFAULTS.seed),
-                                ("--views", int, DEFAULTS.views), ("--lr", float, None)):
+                                ("--views", int, DEFAULTS.views), ("--lr", float, None),
+                                ("--per-class", int, None)):
         train.add_argument(flag, type=kind, default=default)
     train.add_argument("--optimizer", choices=["adamw", "sgd"], default=DEFAULTS.optimizer)
     train.add_argument("--labels", choices=["coarse", "fine"], default="coarse", help="Grocery Store labels")

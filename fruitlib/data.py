@@ -114,7 +114,10 @@ def _scan_folders(root: Path) -> Catalog:
     for class_dir in class_dirs:
         found = 0
         for path in sorted(class_dir.rglob("*")):
-            if not path.is_file() or any(p.startswith(".") for p in path.relative_to(root).parts):
+            if not path.is_file():
+                continue
+            if any(p.startswith(".") for p in path.relative_to(root).parts):
+                skipped.append((str(path), "hidden file"))
                 continue
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 skipped.append((str(path), "not an image file"))
@@ -158,6 +161,14 @@ def make_splits(catalog: Catalog, val_fraction: float = 0.2, seed: int = 0) -> C
     train_idx, _ = train_test_split(table.index, test_size=n_val, random_state=seed, stratify=table["label"])
     table["split"] = np.where(table.index.isin(train_idx), "train", "val")
     return _with_labels(replace(catalog, table=table, skipped=skipped))
+
+
+def limit_per_class(catalog: Catalog, per_class: int, seed: int = 0) -> Catalog:
+    """Keep at most ``per_class`` training photos of each class (a seeded sample); other splits unchanged."""
+    train = catalog.table[catalog.table["split"] == "train"]
+    kept = train.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)
+    table = catalog.table[(catalog.table["split"] != "train") | catalog.table.index.isin(kept.index)]
+    return replace(catalog, table=table.reset_index(drop=True))
 
 
 def write_manifest(catalog: Catalog, path: str | os.PathLike) -> Path:
@@ -206,8 +217,11 @@ def decode(path: str | os.PathLike, size: int) -> torch.Tensor:
     Raises ``OSError``/``ValueError``/``Image.DecompressionBombError`` for files that are not usable images.
     """
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, the same in every thread
         with Image.open(path) as image:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and image.width * image.height > limit:
+                raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels, over PIL's limit of {limit}")
             image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it is big enough
             image = to_rgb(ImageOps.exif_transpose(image))
     image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)

