@@ -53,8 +53,12 @@ def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(value, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(value, tmp)
+            os.replace(tmp, path)
+        except BaseException:  # interrupted or disk full: no half-written file left in the cache
+            tmp.unlink(missing_ok=True)
+            raise
     return value
 
 

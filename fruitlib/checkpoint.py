@@ -25,11 +25,15 @@ def save_checkpoint(path: str | os.PathLike, model: FruitNet, params: dict, trai
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "spec": model.spec.to_dict(), "params": params, "training": training}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk: the previous checkpoint stays, the half-written one goes
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

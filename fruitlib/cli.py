@@ -5,6 +5,7 @@ Errors end the program with one line on stderr and a non-zero exit status, never
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -47,7 +48,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise FruitlibError(f"{args.checkpoint} was trained on other classes than {catalog.root} has "
                             f"({len(model.spec.classes)} vs {len(catalog.classes)}): evaluate on its own data")
     spec = model.spec
-    images = load_split(catalog, args.split, spec.image_size, progress=not args.json)
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # --json: stdout holds only JSON
+        images = load_split(catalog, args.split, spec.image_size, progress=not args.json)
     probs, labels = predict_probs(model, ImageTensorDataset(images.images, images.labels,
                                                             eval_transform(spec.image_size, spec.mean, spec.std)))
     scores = report(labels, probs.argmax(1), spec.classes)

@@ -160,6 +160,9 @@ def make_splits(catalog: Catalog, val_fraction: float = 0.2, seed: int = 0) -> C
         raise FruitlibError(f"{len(table)} images are too few to split {n_classes} classes: add photos")
     train_idx, _ = train_test_split(table.index, test_size=n_val, random_state=seed, stratify=table["label"])
     table["split"] = np.where(table.index.isin(train_idx), "train", "val")
+    for _, rows in table.groupby("label"):  # sklearn can leave a small class beside big ones on one side only
+        if rows["split"].nunique() == 1:
+            table.loc[rows.index[seed % len(rows)], "split"] = "val" if rows["split"].iloc[0] == "train" else "train"
     return _with_labels(replace(catalog, table=table, skipped=skipped))
 
 

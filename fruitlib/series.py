@@ -18,7 +18,9 @@ def notebook_parameters(params: dict, notebook: Path) -> dict:
     import papermill
 
     declared = papermill.inspect_notebook(str(notebook))
-    wanted = {k: v for k, v in params.items() if not isinstance(v, dict)} | params.get(notebook.name[:2], {})
+    number = notebook.name[:2]
+    section = params.get(number) or (params.get(int(number)) if number.isdigit() else None)  # YAML reads 04 as 4
+    wanted = {k: v for k, v in params.items() if not isinstance(v, dict)} | (section or {})
     return {k: v for k, v in wanted.items() if k in declared}
 
 

@@ -49,11 +49,13 @@ def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device,
     """One pass over ``loader``; trains when an optimizer is given. Returns (mean loss, accuracy)."""
     model.train(optimizer is not None)
     total_loss, correct, seen = 0.0, 0, 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")  # mixed precision on GPUs
     with torch.set_grad_enabled(optimizer is not None):
         for x, y in loader:
             x, y = x.to(device, torch.float32, non_blocking=True), y.to(device, non_blocking=True)
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
+            with autocast:
+                logits = model(x)
+            loss = nn.functional.cross_entropy(logits.float(), y)
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

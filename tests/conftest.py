@@ -14,6 +14,10 @@ import torch
 from PIL import Image
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tiny tensors gain nothing from several threads, and on a busy CPU (CI, shared machines) waiting for a
+# second thread makes each small operation 10x slower. Subprocesses (the CLI tests) inherit the setting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 # Three colours far apart, so a tiny frozen network separates the classes in a couple of epochs.
 COLOURS = {"apple": (205, 35, 40), "banana": (235, 215, 50), "kiwi": (60, 150, 45)}
@@ -85,6 +89,7 @@ def isolated(tmp_path_factory, monkeypatch):
     calls = []
 
     def offline(url, *args, **kwargs):
+        url = getattr(url, "full_url", url)  # urlopen may get a Request
         calls.append(url)
         raise OSError(f"tests are offline: refusing to download {url}")
 

@@ -99,6 +99,17 @@ def test_cached_leaves_no_temporary_file(isolated):
     assert torch.equal(cache.cached("thing", "abc", lambda: 1 / 0)["x"], torch.arange(3))  # not made again
 
 
+def test_an_interrupted_cache_write_leaves_nothing_behind(isolated, monkeypatch):
+    def crash(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cache.cached("thing", "abc", lambda: {"x": torch.arange(3)})
+    assert list(isolated["cache"].iterdir()) == []
+
+
 def bad_folder(folder_data: Path) -> tuple[Path, Path]:
     corrupt = folder_data / "apple" / "corrupt.jpg"
     corrupt.write_bytes(np.random.default_rng(1).bytes(2000))

@@ -205,6 +205,18 @@ def test_split_is_stratified_and_complete(folder_data):
     assert set(val["path"]).isdisjoint(catalog.split("train")["path"])
 
 
+def test_split_keeps_small_classes_on_both_sides_beside_big_ones(tmp_path):
+    for name, n in (("fig", 2), ("lime", 3), ("melon", 12)):  # sklearn alone gives "fig" no validation photo
+        for i in range(n):
+            make_photo(tmp_path / "d" / name / f"{i}.jpg", COLOURS["apple"], i)
+    catalog = scan(tmp_path / "d")
+    for seed in range(3):
+        split = make_splits(catalog, seed=seed)
+        sides = split.table.groupby("class_name")["split"].apply(set).to_dict()
+        assert sides == {"fig": {"train", "val"}, "lime": {"train", "val"}, "melon": {"train", "val"}}, seed
+        assert split_of(split) == split_of(make_splits(catalog, seed=seed))
+
+
 def test_split_is_seeded(folder_data):
     catalog = scan(folder_data)
     first, again = make_splits(catalog, seed=0), make_splits(catalog, seed=0)

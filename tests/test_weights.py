@@ -35,7 +35,7 @@ def test_missing_resnet_weights_offline_name_the_file_the_url_and_the_way_out(is
     message = str(error.value)
     assert one_line(message)
     assert "resnet50-0676ba61.pth" in message and URL50 in message and "efficientnet_lite0" in message
-    assert isolated["download_attempts"] == [URL50]  # torch's download was tried (and refused offline)
+    assert set(isolated["download_attempts"]) == {URL50}  # a download was tried (and refused offline)
     with pytest.raises(FruitlibError, match="efficientnet_lite0"):
         build_model(["a", "b"], "resnet50", pretrained=True)
 

@@ -1,0 +1,646 @@
+#!/usr/bin/env python
+"""fruitlib's speed and memory, measured: one command, a table on screen and a JSON file.
+
+    python benchmarks/bench.py [--data PATH] [--backbone auto] [--quick] [--out benchmarks/results.json]
+
+Every figure is a ratio of two things measured side by side in this one run, on the same machine, data
+(the train split; validation photos where an accuracy is reported) and backbone. See benchmarks/README.md.
+Timings live here, never in the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.transforms import v2
+
+from fruitlib.cache import load_split, torch_threads
+from fruitlib.data import (Catalog, ImagePathDataset, ImageTensorDataset, decode, eval_transform, find_data,
+                           make_splits, scan, stored_size, train_transform)
+from fruitlib.models import build_model, resolve_backbone
+from fruitlib.run import DEFAULT_LR, RunConfig, training_data
+from fruitlib.train import fit, make_optimizer, pick_device, run_epoch, seed_everything
+
+DEFAULTS = RunConfig()  # fruitlib's defaults: what `python -m fruitlib train` runs
+RECIPE = {"image_size": 224, "batch_size": 64, "lr": 1e-4, "momentum": 0.9, "epochs": 30}  # the article's
+TARGETS = {"pipeline": 5.0, "frozen": 1.5, "last": 3.0, "last_acc_points": 2.0, "recipe": 20.0, "rss_gib": 4.0}
+BEGAN = time.perf_counter()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - BEGAN:6.0f} s] {message}", flush=True)
+
+
+@contextmanager
+def fruitlib_cache(folder: Path):
+    """Point fruitlib's on-disk cache (``$FRUITLIB_CACHE``) at ``folder`` inside the block."""
+    before = os.environ.get("FRUITLIB_CACHE")
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["FRUITLIB_CACHE"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("FRUITLIB_CACHE", None)
+        else:
+            os.environ["FRUITLIB_CACHE"] = before
+
+
+def drop(folder: Path, pattern: str = "*.pt") -> None:
+    """Empty (part of) a cache folder, so that the next measurement starts cold."""
+    for path in folder.glob(pattern):
+        path.unlink()
+
+
+class TimeCapped:
+    """A loader that stops handing out batches after ``seconds`` (counting the images it handed out)."""
+
+    def __init__(self, loader: DataLoader, seconds: float):
+        self.loader, self.seconds, self.seen, self.complete = loader, seconds, 0, True
+
+    def __iter__(self):
+        deadline = time.perf_counter() + self.seconds
+        self.seen, self.complete = 0, True
+        for x, y in self.loader:
+            yield x, y
+            self.seen += len(y)
+            if time.perf_counter() > deadline and self.seen < len(self.loader.dataset):
+                self.complete = False
+                return
+
+
+def images_per_second(loader, n_batches: int | None = None) -> tuple[float, int, float]:
+    """Iterate ``loader`` once (or ``n_batches`` of it): (images per second, images, seconds)."""
+    seen, start = 0, time.perf_counter()
+    for i, (x, _) in enumerate(loader):
+        seen += len(x)
+        if n_batches is not None and i + 1 >= n_batches:
+            break
+    seconds = time.perf_counter() - start
+    return seen / seconds, seen, seconds
+
+
+def eval_batches(images: torch.Tensor, spec, batch_size: int) -> list[torch.Tensor]:
+    """The evaluation view of ``images``, float, in batches: what the backbone sees, prepared in advance."""
+    transform = eval_transform(spec.image_size, spec.mean, spec.std)
+    with torch_threads(1):
+        return [torch.stack([transform(i) for i in images[s:s + batch_size]]) for s in range(0, len(images), batch_size)]
+
+
+def backbone_forward_seconds(model, batches: list[torch.Tensor], channels_last: bool = True,
+                             device: torch.device = torch.device("cpu"), grad: str = "inference") -> float:
+    """Seconds for one forward pass of every stage (and the pooling) over prepared batches.
+
+    ``grad``: ``inference`` (torch.inference_mode, fruitlib's choice for frozen stages), ``no_grad``, or
+    ``grad`` (autograd records the graph, as it would for stages that are not frozen).
+    """
+    model.eval().to(device)
+    context = {"inference": torch.inference_mode, "no_grad": torch.no_grad, "grad": torch.enable_grad}[grad]
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with context():
+        model.features(batches[0][:4].to(device).contiguous(memory_format=fmt))  # warm-up (first-call costs)
+        start = time.perf_counter()
+        for x in batches:
+            x = x.to(device).contiguous(memory_format=fmt)
+            if grad == "grad":
+                x.requires_grad_(True)
+            model.features(x).mean(dim=(2, 3))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+
+def subset_data(catalog: Catalog, per_class: int, dest: Path) -> Path:
+    """A tiny copy (symbolic links) of the data set, in its own layout: ``per_class`` photos per class and split."""
+    rows = catalog.table[catalog.table["split"].isin(["train", "val", ""])]
+    rows = rows.sort_values("path").groupby(["split", "class_name"]).head(per_class)
+    if catalog.layout == "folders":
+        for path, name in zip(rows["path"], rows["class_name"]):
+            (dest / name).mkdir(parents=True, exist_ok=True)
+            (dest / name / Path(path).name).symlink_to(path)
+        return dest
+    base = next(b for b in (catalog.root / "dataset", catalog.root) if (b / "train.txt").is_file())
+    keep = {os.path.relpath(p, base) for p in rows["path"]}
+    (dest / "dataset").mkdir(parents=True)
+    shutil.copy(base / "classes.csv", dest / "dataset" / "classes.csv")
+    for split in ("train", "val"):
+        lines = [line for line in (base / f"{split}.txt").read_text().splitlines()
+                 if line.split(",")[0].strip() in keep]
+        (dest / "dataset" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    for rel in keep:
+        (dest / "dataset" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / "dataset" / rel).symlink_to(base / rel)
+    return dest
+
+
+def machine(device: torch.device) -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "parallel_backend": next((line.split(":", 1)[1].strip() for line in
+                                      torch.__config__.parallel_info().splitlines() if "parallel backend" in line), ""),
+            "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg()}
+
+
+# ----------------------------------------------------------------------------- the settings, measured
+
+
+def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list[int]) -> dict:
+    """CPU settings that matter, each measured: threads, batch size, channels_last, grad mode, loader workers."""
+    spec, threads = model_full.spec, torch.get_num_threads()
+    cpu = torch.device("cpu")
+    out: dict = {"images": n, "default_threads": threads}
+    batches = {b: eval_batches(images[:n], spec, b) for b in batch_sizes}
+    forward = []
+    thread_options = sorted({1, threads})
+    for t in thread_options:
+        with torch_threads(t):
+            for cl in (False, True):
+                for b in batch_sizes:
+                    s = backbone_forward_seconds(model_full, batches[b], cl, cpu)
+                    forward.append({"threads": t, "channels_last": cl, "batch_size": b, "images_per_s": n / s})
+    out["frozen_forward"] = forward
+    best = max(forward, key=lambda r: r["images_per_s"])
+    default = next(r for r in forward if r["threads"] == threads and r["channels_last"] and r["batch_size"] == 64) \
+        if 64 in batch_sizes else None
+    out["frozen_forward_best"], out["frozen_forward_fruitlib"] = best, default
+
+    b = 64 if 64 in batch_sizes else batch_sizes[0]
+    modes = {g: n / backbone_forward_seconds(model_full, batches[b], True, cpu, g) for g in ("inference", "no_grad", "grad")}
+    out["grad_mode_images_per_s"] = modes
+
+    augment = train_transform(spec.image_size, spec.mean, spec.std)
+    per_photo = {}
+    for t in thread_options:
+        with torch_threads(t):
+            start = time.perf_counter()
+            for image in images[:n]:
+                augment(image)
+            per_photo[f"augment_threads_{t}"] = n / (time.perf_counter() - start)
+    out["per_photo_images_per_s"] = per_photo
+
+    workers = {}
+    data = ImageTensorDataset(images[:n], torch.zeros(n, dtype=torch.long), augment)
+    for w in (0, 1, 2):
+        loader = DataLoader(data, batch_size=b, shuffle=True, num_workers=w)
+        workers[f"workers_{w}"] = images_per_second(loader)[0]  # includes starting the workers, once per epoch
+    out["augmented_loader_images_per_s"] = workers
+    return out
+
+
+def measure_decode_threads(paths: list[str], size: int, threads: int) -> dict:
+    """decode() one photo after another at 1 and at all torch threads (what ImagePathDataset does)."""
+    out = {}
+    for t in sorted({1, threads}):
+        with torch_threads(t):
+            start = time.perf_counter()
+            for p in paths:
+                decode(p, size)
+            out[f"decode_threads_{t}"] = len(paths) / (time.perf_counter() - start)
+    return out
+
+
+# ----------------------------------------------------------------------------- the five figures
+
+
+def item_default_run(data: Path, backbone: str, work: Path, extra: list[str]) -> dict:
+    """5 (and 4): fruitlib's default transfer run in a subprocess, cold cache: wall time, peak RSS, accuracy."""
+    out, cache = work / "default-run", work / "cache-default-run"
+    command = [sys.executable, "-m", "fruitlib", "train", "--data", str(data), "--out", str(out),
+               "--backbone", backbone, *extra]
+    env = os.environ | {"FRUITLIB_CACHE": str(cache)}
+    log_path = work / "default-run.log"
+    with open(log_path, "w") as logfile:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage, peak RSS included
+        wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n" + log_path.read_text()[-3000:])
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = pd.read_csv(out / "history.csv")
+    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
+    return {"command": " ".join(command), "cache": "cold", "wall_s": wall, "inside_s": metrics["seconds"],
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_bytes": rss, "peak_rss_gib": rss / 2**30, "val_accuracy": metrics["val_accuracy"],
+            "epochs": metrics["epochs"], "mode": metrics["mode"], "backbone": metrics["backbone"],
+            "image_size": metrics["image_size"], "n_train": metrics["n_train"], "n_val": metrics["n_val"],
+            "epoch_s": float(history["seconds"].mean()), "epoch_s_all": history["seconds"].tolist()}
+
+
+def item_pipeline(catalog: Catalog, size: int, cache: Path) -> tuple[dict, object]:
+    """1: images per second, JPEGs decoded every epoch vs the decoded-photo cache, through the same transform.
+
+    Measured with fruitlib's training augmentation (what whole-network training reads every epoch) and with the
+    evaluation view (what the frozen-feature pass reads); beside them, the loader over cached activations that
+    the epochs of fruitlib's default (frozen) run read.
+    """
+    rows = catalog.split("train")
+    labels = torch.tensor(rows["label"].to_numpy())
+    views = {"augmented": train_transform(size, SPEC["mean"], SPEC["std"]),
+             "eval_view": eval_transform(size, SPEC["mean"], SPEC["std"])}
+    result = {"images": len(rows), "image_size": size, "batch_size": DEFAULTS.batch_size, "loader_workers": 0,
+              "torch_threads": torch.get_num_threads()}
+    with fruitlib_cache(cache):
+        drop(cache)
+        start = time.perf_counter()
+        train = load_split(catalog, "train", size, progress=False)  # cold: decode once (threads) and save
+        result["cache_build_images_per_s"] = len(train.labels) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        train = load_split(catalog, "train", size, progress=False)  # warm: read the cache file
+        result["cache_load_images_per_s"] = len(train.labels) / (time.perf_counter() - start)
+
+    def loader(dataset):
+        return DataLoader(dataset, batch_size=DEFAULTS.batch_size, shuffle=True,
+                          generator=torch.Generator().manual_seed(0))
+
+    for view, transform in views.items():
+        decoded = ImagePathDataset(rows["path"].tolist(), labels, stored_size(size), transform)
+        cached = ImageTensorDataset(train.images, train.labels, transform)
+        every = images_per_second(loader(decoded))[0]
+        once = images_per_second(loader(cached))[0]
+        result[view] = {"decode_every_epoch_images_per_s": every, "decoded_cache_images_per_s": once,
+                        "ratio": once / every}
+    n = len(train.labels) * (DEFAULTS.views + 1)
+    features = TensorDataset(torch.zeros(n, SPEC["feature_dim"], 1, 1, dtype=torch.float16),
+                             train.labels.repeat(DEFAULTS.views + 1))
+    result["cached_activations_images_per_s"] = images_per_second(loader(features))[0]
+    result["cached_activations_ratio"] = (result["cached_activations_images_per_s"]
+                                          / result["augmented"]["decode_every_epoch_images_per_s"])
+    result["ratio"] = result["augmented"]["ratio"]
+    return result, train
+
+
+def frozen_transfer(catalog: Catalog, name: str, views: int, epochs: int, device: torch.device) -> dict:
+    """Raw photos (or decoded ones, if cached) to a trained head with fruitlib's pieces; seconds per phase."""
+    model = build_model(catalog.classes, name, True, "frozen", image_size=DEFAULTS.image_size)
+    cfg = replace(DEFAULTS, views=views, epochs=epochs)
+    times = {}
+    start = time.perf_counter()
+    train = load_split(catalog, "train", cfg.image_size, progress=False)
+    val = load_split(catalog, "val", cfg.image_size, progress=False)
+    times["decode_s"] = time.perf_counter() - start
+    module, train_ds, val_ds = training_data(model, train, val, cfg, device, progress=False)
+    times["features_s"] = time.perf_counter() - start - times["decode_s"]
+    history = fit(module, train_ds, val_ds, epochs=epochs, lr=DEFAULT_LR["frozen"], batch_size=cfg.batch_size,
+                  optimizer=cfg.optimizer, seed=cfg.seed, device=device, progress=False)
+    times["total_s"] = time.perf_counter() - start
+    times["head_s"] = times["total_s"] - times["decode_s"] - times["features_s"]
+    return times | {"views": views, "epochs": epochs, "val_accuracy": float(history["val_acc"].iloc[-1])}
+
+
+def item_frozen(catalog: Catalog, name: str, epochs: int, cache: Path, device: torch.device) -> dict:
+    """2: frozen-feature transfer from raw photos vs the floor, one forward pass over the same photos."""
+    model = build_model(catalog.classes, name, True, "frozen", image_size=DEFAULTS.image_size)
+    with fruitlib_cache(cache):
+        train = load_split(catalog, "train", DEFAULTS.image_size, progress=False)
+        val = load_split(catalog, "val", DEFAULTS.image_size, progress=False)
+    images = torch.cat([train.images, val.images])
+    batches = eval_batches(images, model.spec, 64)  # fruitlib's activations() batch size
+    floors = [backbone_forward_seconds(model, batches, True, device)]
+    del batches
+    result = {"images": len(images), "n_train": len(train.labels), "n_val": len(val.labels)}
+    with fruitlib_cache(cache):
+        drop(cache)
+        result["fixed_features_cold"] = frozen_transfer(catalog, name, 0, epochs, device)
+        drop(cache, "activations-*.pt")  # decoded photos stay: a warm image cache, features recomputed
+        result["fixed_features_warm_images"] = frozen_transfer(catalog, name, 0, epochs, device)
+        drop(cache)
+        result["default_views_cold"] = frozen_transfer(catalog, name, DEFAULTS.views, epochs, device)
+    batches = eval_batches(images, model.spec, 64)
+    floors.append(backbone_forward_seconds(model, batches, True, device))
+    result["floor_s_each"] = floors
+    result["floor_s"] = floor = sum(floors) / len(floors)
+    passes = (result["n_train"] * (DEFAULTS.views + 1) + result["n_val"]) / len(images)
+    for key in ("fixed_features_cold", "fixed_features_warm_images", "default_views_cold"):
+        result[key]["ratio"] = result[key]["total_s"] / floor
+    result["default_views_cold"]["backbone_passes"] = passes
+    result["default_views_cold"]["ratio_per_pass"] = result["default_views_cold"]["total_s"] / (floor * passes)
+    return result
+
+
+def item_last(catalog: Catalog, name: str, epochs: int, cache: Path, device: torch.device) -> dict:
+    """3: last stage + head on cached activations vs the whole network, same epochs, fruitlib's defaults."""
+    result = {"epochs": epochs, "image_size": DEFAULTS.image_size, "views": DEFAULTS.views}
+    with fruitlib_cache(cache):
+        train = load_split(catalog, "train", DEFAULTS.image_size, progress=False)
+        val = load_split(catalog, "val", DEFAULTS.image_size, progress=False)
+        for mode in ("last", "full"):
+            model = build_model(catalog.classes, name, True, mode, image_size=DEFAULTS.image_size)
+            drop(cache, "activations-*.pt")
+            start = time.perf_counter()
+            module, train_ds, val_ds = training_data(model, train, val, DEFAULTS, device, progress=False)
+            prepare = time.perf_counter() - start
+            history = fit(module, train_ds, val_ds, epochs=epochs, lr=DEFAULT_LR[mode], batch_size=DEFAULTS.batch_size,
+                          optimizer=DEFAULTS.optimizer, seed=DEFAULTS.seed, device=device, progress=False)
+            result[mode] = {"prepare_s": prepare, "epoch_s": float(history["seconds"].mean()),
+                            "epoch_s_all": history["seconds"].tolist(), "train_items_per_epoch": len(train_ds),
+                            "total_s": time.perf_counter() - start, "lr": DEFAULT_LR[mode],
+                            "val_accuracy": float(history["val_acc"].iloc[-1]),
+                            "val_accuracy_all": history["val_acc"].tolist()}
+    result["ratio"] = result["full"]["epoch_s"] / result["last"]["epoch_s"]
+    result["ratio_with_caching"] = result["full"]["total_s"] / result["last"]["total_s"]
+    result["accuracy_gap_points"] = 100 * (result["full"]["val_accuracy"] - result["last"]["val_accuracy"])
+    return result
+
+
+def item_recipe(catalog: Catalog, name: str, epochs: int, cap_s: float, device: torch.device) -> dict:
+    """4: the article's recipe - whole network, 224 px, JPEGs decoded every epoch, SGD 1e-4 momentum 0.9, batch 64."""
+    seed_everything(0)
+    model = build_model(catalog.classes, name, True, "full", image_size=RECIPE["image_size"])
+    spec = model.spec
+    to_input = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])  # no augmentation
+    data = {}
+    for split in ("train", "val"):
+        rows = catalog.split(split)
+        data[split] = ImagePathDataset(rows["path"].tolist(), torch.tensor(rows["label"].to_numpy()),
+                                       RECIPE["image_size"], to_input)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], "sgd", RECIPE["lr"], 0.0)
+    model.to(device)
+    train_loader = TimeCapped(DataLoader(data["train"], batch_size=RECIPE["batch_size"], shuffle=True,
+                                         generator=torch.Generator().manual_seed(0)), cap_s)
+    val_loader = DataLoader(data["val"], batch_size=RECIPE["batch_size"])  # every photo scored once
+    runs, trained = [], 0
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        train_loss, _ = run_epoch(model, train_loader, device, optimizer)
+        train_s = time.perf_counter() - start
+        trained += train_loader.seen
+        start = time.perf_counter()
+        _, val_acc = run_epoch(model, val_loader, device)
+        runs.append({"train_s": train_s, "images": train_loader.seen, "complete": train_loader.complete,
+                     "val_s": time.perf_counter() - start, "val_accuracy": val_acc, "train_loss": train_loss})
+        if not train_loader.complete:
+            break
+    n_train = len(data["train"])
+    train_epoch = sum(r["train_s"] for r in runs) / trained * n_train  # seconds per full epoch, by images
+    val_epoch = sum(r["val_s"] for r in runs) / len(runs)
+    epoch_s = train_epoch + val_epoch
+    return {"image_size": RECIPE["image_size"], "batch_size": RECIPE["batch_size"], "optimizer": "sgd",
+            "lr": RECIPE["lr"], "momentum": RECIPE["momentum"], "cache": "none (decoded every epoch)",
+            "epochs_run": trained / n_train, "images_trained": trained, "complete_epochs": all(r["complete"] for r in runs),
+            "runs": runs, "epoch_s": epoch_s, "train_epoch_s": train_epoch, "val_pass_s": val_epoch,
+            "time_to_model_s": RECIPE["epochs"] * epoch_s, "extrapolated_to_epochs": RECIPE["epochs"],
+            "val_accuracy": runs[-1]["val_accuracy"]}
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def table_rows(r: dict) -> list[dict]:
+    rows = []
+
+    def add(item, what, measured, ratio, target, ok, cache, note=""):
+        rows.append({"item": item, "figure": what, "measured": measured, "ratio": ratio, "target": target,
+                     "result": verdict(ok), "cache": cache, "note": note})
+
+    p = r.get("pipeline")
+    if p:
+        a, e = p["augmented"], p["eval_view"]
+        add("1", "data pipeline img/s, training augmentation",
+            f"{a['decoded_cache_images_per_s']:.0f} cache vs {a['decode_every_epoch_images_per_s']:.0f} decode",
+            f"{a['ratio']:.1f}x", f">= {TARGETS['pipeline']:.0f}x", a["ratio"] >= TARGETS["pipeline"], "warm",
+            f"batch {p['batch_size']}, {p['image_size']} px, 0 loader workers; cache built once at "
+            f"{p['cache_build_images_per_s']:.0f} img/s (cold), read back at {p['cache_load_images_per_s']:.0f} img/s")
+        add("1b", "data pipeline img/s, evaluation view",
+            f"{e['decoded_cache_images_per_s']:.0f} cache vs {e['decode_every_epoch_images_per_s']:.0f} decode",
+            f"{e['ratio']:.1f}x", "info", None, "warm", "centre crop + normalise: what the frozen-feature pass reads")
+        add("1c", "default run's epochs: cached activations",
+            f"{p['cached_activations_images_per_s']:.0f} vs {a['decode_every_epoch_images_per_s']:.0f} decode",
+            f"{p['cached_activations_ratio']:.0f}x", "info", None, "warm",
+            "augmented views computed once; an epoch only reads them")
+    f = r.get("frozen")
+    if f:
+        c = f["fixed_features_cold"]
+        add("2", "frozen transfer, photos -> head (views 0) / floor",
+            f"{c['total_s']:.1f} s vs {f['floor_s']:.1f} s", f"{c['ratio']:.2f}x", f"<= {TARGETS['frozen']}x",
+            c["ratio"] <= TARGETS["frozen"], "cold",
+            f"decode {c['decode_s']:.1f} + features {c['features_s']:.1f} + head {c['head_s']:.1f} s; "
+            f"floor = 1 forward pass over the same {f['images']} photos")
+        w = f["fixed_features_warm_images"]
+        add("2b", "same, decoded photos already cached",
+            f"{w['total_s']:.1f} s vs {f['floor_s']:.1f} s", f"{w['ratio']:.2f}x", "info", None, "warm photos",
+            f"features {w['features_s']:.1f} + head {w['head_s']:.1f} s")
+        d = f["default_views_cold"]
+        add("2c", f"same with fruitlib's default views={d['views']}",
+            f"{d['total_s']:.1f} s vs {f['floor_s']:.1f} s", f"{d['ratio']:.2f}x", "info", None, "cold",
+            f"{d['backbone_passes']:.2f} backbone passes by design: {d['ratio_per_pass']:.2f}x the floor per pass")
+    l_ = r.get("last")
+    if l_:
+        add("3", f"last stage on cached activations vs full, s/epoch ({l_['epochs']} ep)",
+            f"{l_['last']['epoch_s']:.2f} s vs {l_['full']['epoch_s']:.1f} s", f"{l_['ratio']:.1f}x",
+            f">= {TARGETS['last']:.0f}x", l_["ratio"] >= TARGETS["last"], "cold activations",
+            f"with one-off caching ({l_['last']['prepare_s']:.1f} s): {l_['ratio_with_caching']:.1f}x")
+        gap = l_["accuracy_gap_points"]
+        add("3b", f"val accuracy after {l_['epochs']} epochs: last vs full",
+            f"{l_['last']['val_accuracy']:.1%} vs {l_['full']['val_accuracy']:.1%}", f"{-gap:+.1f} pts",
+            f"within {TARGETS['last_acc_points']:.0f} pts", gap <= TARGETS["last_acc_points"], "",
+            "full ahead by more than the target is a fail; last ahead is a pass")
+    rc, dr = r.get("recipe"), r.get("default_run")
+    if rc and dr:
+        ratio_epoch = rc["epoch_s"] / dr["epoch_s"]
+        ratio_model = rc["time_to_model_s"] / dr["wall_s"]
+        add("4", "article recipe vs fruitlib default: s/epoch",
+            f"{rc['epoch_s']:.1f} s vs {dr['epoch_s']:.3f} s", f"{ratio_epoch:.0f}x", f">= {TARGETS['recipe']:.0f}x",
+            ratio_epoch >= TARGETS["recipe"], "none vs cold",
+            f"recipe epoch = train + val pass, {rc['image_size']} px; default epoch = head on cached features")
+        add("4b", f"time to a finished model ({RECIPE['epochs']} vs {dr['epochs']} epochs)",
+            f"{rc['time_to_model_s'] / 60:.0f} min vs {dr['wall_s']:.0f} s", f"{ratio_model:.0f}x",
+            f">= {TARGETS['recipe']:.0f}x", ratio_model >= TARGETS["recipe"], "none vs cold",
+            f"recipe EXTRAPOLATED from {rc['epochs_run']:.2f} measured epoch(s); default = whole "
+            f"`fruitlib train` wall time incl. start-up, decoding, features, plots")
+        add("4c", "val accuracy beside those times",
+            f"{rc['val_accuracy']:.1%} vs {dr['val_accuracy']:.1%}", "", "info", None, "",
+            f"recipe after {rc['epochs_run']:.2f} epoch(s) actually run; default after {dr['epochs']} epochs")
+    if dr:
+        add("5", "peak RSS of the default transfer run",
+            f"{dr['peak_rss_gib']:.2f} GiB", "", f"<= {TARGETS['rss_gib']:.0f} GiB",
+            dr["peak_rss_gib"] <= TARGETS["rss_gib"], "cold", "subprocess `python -m fruitlib train`, wait4 ru_maxrss")
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ("item", "figure", "measured", "ratio", "target", "result", "cache")
+    widths = {c: max(len(c), *(len(str(row[c])) for row in rows)) for c in cols}
+    line = "  ".join(c.ljust(widths[c]) for c in cols)
+    print("\n" + line + "\n" + "-" * len(line))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in cols))
+        if row["note"]:
+            print(" " * (widths["item"] + 2) + "  " + row["note"])
+
+
+def settings_summary(s: dict) -> list[str]:
+    lines = []
+    best, mine = s["frozen_forward_best"], s["frozen_forward_fruitlib"]
+    lines.append(f"frozen forward, best: threads {best['threads']}, channels_last {best['channels_last']}, "
+                 f"batch {best['batch_size']}: {best['images_per_s']:.0f} img/s")
+    if mine:
+        lines.append(f"frozen forward, fruitlib's choice (threads {mine['threads']}, channels_last on, batch 64): "
+                     f"{mine['images_per_s']:.0f} img/s ({mine['images_per_s'] / best['images_per_s']:.0%} of best)")
+    for key in ("threads", "channels_last", "batch_size"):
+        by = {}
+        for r in s["frozen_forward"]:
+            by.setdefault(r[key], []).append(r["images_per_s"])
+        lines.append(f"  {key}: " + ", ".join(f"{k} -> {sum(v) / len(v):.0f} img/s (mean)" for k, v in by.items()))
+    g = s["grad_mode_images_per_s"]
+    lines.append("grad mode for frozen stages: " + ", ".join(f"{k} {v:.0f}" for k, v in g.items()) + " img/s")
+    lines.append("per-photo augmentation: " + ", ".join(f"{k} {v:.0f}" for k, v in s["per_photo_images_per_s"].items())
+                 + " img/s")
+    lines.append("augmented loader (whole-network training input): "
+                 + ", ".join(f"{k} {v:.0f}" for k, v in s["augmented_loader_images_per_s"].items()) + " img/s")
+    lines.append("decode one by one (ImagePathDataset): "
+                 + ", ".join(f"{k} {v:.0f}" for k, v in s["decode_images_per_s"].items()) + " img/s")
+    return lines
+
+
+# ----------------------------------------------------------------------------- main
+
+
+SPEC: dict = {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="data folder (default: $FRUITLIB_DATA, else data/GroceryStoreDataset)")
+    parser.add_argument("--backbone", default="auto", help="auto (fruitlib's default), efficientnet_lite0, resnet50 ...")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of the benchmark itself")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results.json"), help="JSON file")
+    parser.add_argument("--device", default="auto", help="auto (fruitlib's default), cpu, cuda")
+    parser.add_argument("--epochs", type=int, help="epochs for items 2 and 3 (default 10 and 3; quick 2 and 1)")
+    parser.add_argument("--recipe-epochs", type=int, default=1, help="article-recipe epochs to time (item 4)")
+    parser.add_argument("--recipe-cap", type=float, help="stop a recipe epoch after this many seconds and "
+                                                         "extrapolate (default 240; quick 10)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["settings", "1", "2", "3", "4", "5"],
+                        help="items to leave out (4 needs 5)")
+    args = parser.parse_args(argv)
+
+    device = pick_device(args.device)
+    full_catalog = make_splits(scan(find_data(args.data)))
+    name, why = resolve_backbone(args.backbone)
+    work = Path(tempfile.mkdtemp(prefix="fruitlib-bench-"))
+    data_root = full_catalog.root
+    if args.quick:
+        data_root = subset_data(full_catalog, 2, work / "data")
+    catalog = make_splits(scan(data_root))
+    frozen_epochs = args.epochs or (2 if args.quick else DEFAULTS.epochs)
+    last_epochs = args.epochs or (1 if args.quick else 3)
+    recipe_cap = args.recipe_cap or (5.0 if args.quick else 240.0)
+    n_settings = 64 if args.quick else 256
+    batch_sizes = [32, 64] if args.quick else [32, 64, 128]
+
+    info = machine(device)
+    results: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "date":
+                     datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": info,
+                     "data": str(data_root), "quick": args.quick, "backbone": name, "backbone_why": why,
+                     "fruitlib_defaults": {k: getattr(DEFAULTS, k) for k in ("image_size", "batch_size", "epochs",
+                                                                              "views", "optimizer")},
+                     "n_train": len(catalog.split("train")), "n_val": len(catalog.split("val")), "errors": {}}
+    log(f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
+        f"{device}; load average {info['load_average_at_start'][0]:.1f}")
+    log(f"backbone {name} ({why}); {results['n_train']} train / {results['n_val']} val photos; work folder {work}")
+    if info["load_average_at_start"][0] > 0.5 * (info["cores_usable"] or 1):
+        log("WARNING: the machine is busy (load average above half the cores): timings will be slow and noisy")
+
+    probe = build_model(catalog.classes, name, True, "frozen", image_size=DEFAULTS.image_size)
+    SPEC.update(mean=probe.spec.mean, std=probe.spec.std, feature_dim=probe.head.in_features)
+    del probe
+
+    def step(key: str, label: str, fn):
+        if key in args.skip:
+            return None
+        log(f"{label} ...")
+        try:
+            value = fn()
+        except Exception as error:  # one failed item is reported; the others still run
+            import traceback
+
+            results["errors"][key] = traceback.format_exc()
+            log(f"{label} FAILED: {error}")
+            return None
+        log(f"{label} done")
+        return value
+
+    shared_cache = work / "cache"
+    try:
+        for path in catalog.table["path"]:  # read every JPEG once: all figures see the OS file cache warm
+            Path(path).read_bytes()
+        quick_extra = ["--epochs", "2"] if args.quick else []
+        results["default_run"] = step("5", "5. fruitlib's default transfer run (subprocess, cold cache)",
+                                      lambda: item_default_run(data_root, args.backbone, work, quick_extra))
+        got = step("1", "1. data pipeline: decoded every epoch vs cache",
+                   lambda: item_pipeline(catalog, DEFAULTS.image_size, shared_cache))
+        if got:
+            results["pipeline"] = got[0]
+        results["frozen"] = step("2", "2. frozen-feature transfer vs one forward pass",
+                                 lambda: item_frozen(catalog, name, frozen_epochs, shared_cache, device))
+        results["last"] = step("3", "3. last stage on cached activations vs whole network",
+                               lambda: item_last(catalog, name, last_epochs, shared_cache, device))
+        results["recipe"] = step("4", "4. the article's recipe (whole network, 224 px, decoded every epoch)",
+                                 lambda: item_recipe(catalog, name, args.recipe_epochs, recipe_cap, device))
+
+        def settings():
+            model = build_model(catalog.classes, name, True, "full", image_size=DEFAULTS.image_size)
+            with fruitlib_cache(shared_cache):
+                images = load_split(catalog, "train", DEFAULTS.image_size, progress=False).images
+            n = min(n_settings, len(images))
+            s = measure_settings(model, images, n, batch_sizes)
+            s["decode_images_per_s"] = measure_decode_threads(catalog.split("train")["path"].tolist()[:n],
+                                                              stored_size(DEFAULTS.image_size), torch.get_num_threads())
+            return s
+
+        results["settings"] = step("settings", "CPU settings, measured", settings)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results = {k: v for k, v in results.items() if v is not None}
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    results["total_s"] = time.perf_counter() - BEGAN
+    results["table"] = rows = table_rows(results)
+
+    print_table(rows)
+    if "settings" in results:
+        print("\nCPU settings (measured, %d photos, %s px):" % (results["settings"]["images"], DEFAULTS.image_size))
+        for line in settings_summary(results["settings"]):
+            print("  " + line)
+    load = results["machine"]["load_average_at_end"][0]
+    print(f"\nbackbone {name}; {results['n_train']} train photos; {info['cores']} cores; load average "
+          f"{info['load_average_at_start'][0]:.1f} -> {load:.1f}; total {results['total_s']:.0f} s"
+          + ("; QUICK smoke test: figures not meaningful" if args.quick else ""))
+    for key, trace in results["errors"].items():
+        print(f"\nitem {key} failed:\n{trace}", file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"results written to {out}")
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""``python -m fruitlib``: train, evaluate --json, predict --top-k; errors are one line on stderr, no traceback.
+
+Most checks call ``cli.main`` in-process (fast); a few run ``python -m fruitlib`` for real, one of them end to
+end on the Grocery Store photos in ``../shared/data`` when they are there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import COLOURS
+from fruitlib import cli
+
+REPO = Path(__file__).resolve().parents[1]
+GROCERY = Path(__file__).resolve().parents[2] / "shared/data/GroceryStoreDataset"
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def python_m_fruitlib(*args: str, timeout: float = 120, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "fruitlib", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def test_train_prints_a_summary_and_writes_the_run(capsys, folder_data, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "train", "--data", folder_data, "--out", out, "--backbone", "efficientnet_lite0",
+                              "--epochs", "1", "--image-size", "32", "--views", "0", "--device", "cpu")
+    assert code == 0
+    assert "efficientnet_lite0 (pretrained, frozen): validation accuracy" in stdout and str(out) in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["classes"] == sorted(COLOURS)
+    assert json.loads((out / "params.json").read_text())["views"] == 0
+
+
+def test_evaluate_json_is_one_object_with_the_scores(capsys, tiny_run):
+    out, data = tiny_run
+    code, stdout, _ = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", data, "--json")
+    assert code == 0
+    scores = json.loads(stdout)  # the whole of stdout: one JSON object
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert scores["n_images"] == metrics["n_val"]
+    assert scores["accuracy"] == pytest.approx(metrics["val_accuracy"])
+    assert set(scores["per_class"]) == set(COLOURS)
+    assert sum(c["support"] for c in scores["per_class"].values()) == scores["n_images"]
+    code, stdout, _ = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", data, "--split", "train")
+    assert code == 0 and stdout.startswith("accuracy ") and "(train split)" in stdout
+    assert all(name in stdout for name in COLOURS)
+
+
+def test_evaluate_json_stays_json_when_photos_are_skipped(capsys, grocery_data, tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(grocery_data), "--out", str(out), "--backbone", "efficientnet_lite0",
+                     "--epochs", "1", "--image-size", "32", "--views", "0", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    broken = grocery_data / "dataset" / "val" / "Fruit" / "Banana" / "Banana_001.jpg"
+    broken.write_bytes(b"not a jpeg any more")
+    code, stdout, stderr = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", grocery_data,
+                                   "--json")
+    assert code == 0
+    scores = json.loads(stdout)
+    assert scores["n_images"] == 7 and scores["per_class"]["Banana"]["support"] == 1
+    assert "skipped 1" in stderr  # the summary is still shown, beside the JSON
+
+
+def test_predict_top_k(capsys, tiny_run):
+    out, data = tiny_run
+    photos = [data / name / f"{name}_00.jpg" for name in sorted(COLOURS)]
+    code, stdout, _ = run_cli(capsys, "predict", "--checkpoint", out / "model.pt", *photos, "--top-k", "2")
+    assert code == 0
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 3
+    for photo, line in zip(photos, lines):
+        assert line.startswith(f"{photo}: ")
+        guesses = line.split(": ", 1)[1].split(", ")
+        assert len(guesses) == 2
+        names = [g.rsplit(" ", 1)[0] for g in guesses]
+        probs = [float(g.rsplit(" ", 1)[1].rstrip("%")) for g in guesses]
+        assert set(names) <= set(COLOURS) and probs == sorted(probs, reverse=True) and sum(probs) <= 100.05
+
+
+def test_error_missing_data_folder(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--data", tmp_path / "nowhere", "--out", tmp_path / "run")
+    assert_one_line_error(code, err, "nowhere", "does not exist")
+
+
+def test_error_bad_checkpoint(capsys, tmp_path, folder_data):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(np.random.default_rng(0).bytes(2000))
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", bad, "--data", folder_data)
+    assert_one_line_error(code, err, str(bad))
+    code, _, err = run_cli(capsys, "predict", "--checkpoint", tmp_path / "missing.pt", folder_data / "kiwi" / "kiwi_00.jpg")
+    assert_one_line_error(code, err, "missing.pt")
+
+
+def test_error_missing_image(capsys, tiny_run, tmp_path):
+    code, stdout, err = run_cli(capsys, "predict", "--checkpoint", tiny_run[0] / "model.pt", tmp_path / "ghost.jpg")
+    assert_one_line_error(code, err, "ghost.jpg")
+    assert stdout == ""
+
+
+def test_error_resume_with_nothing_to_resume(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--out", tmp_path / "never", "--resume")
+    assert_one_line_error(code, err, "nothing to resume")
+
+
+def test_error_existing_run_and_other_classes(capsys, tiny_run, grocery_data):
+    out, data = tiny_run
+    code, _, err = run_cli(capsys, "train", "--data", data, "--out", out)
+    assert_one_line_error(code, err, "already holds a run")
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", grocery_data)
+    assert_one_line_error(code, err, "other classes")
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", data, "--split", "test")
+    assert_one_line_error(code, err, "test")
+
+
+def test_interrupted_training_is_one_line_with_the_way_to_resume(capsys, monkeypatch, folder_data, tmp_path):
+    from fruitlib import run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "train_run", interrupted)
+    code, _, err = run_cli(capsys, "train", "--data", folder_data, "--out", tmp_path / "run")
+    assert_one_line_error(code, err, "--resume", "model.pt")
+
+
+def test_python_m_fruitlib_errors_without_traceback(tmp_path):
+    done = python_m_fruitlib("train", "--data", tmp_path / "nowhere", "--out", tmp_path / "run")
+    assert_one_line_error(done.returncode, done.stderr, "nowhere")
+    assert done.stdout == ""
+
+
+@pytest.mark.skipif(not GROCERY.is_dir(), reason=f"no Grocery Store photos at {GROCERY} (the shared data is "
+                                                 "cloned next to the repository in CI)")
+def test_end_to_end_on_grocery_store_photos(tmp_path):
+    began = time.perf_counter()
+    out = tmp_path / "run"
+    done = python_m_fruitlib("train", "--data", GROCERY, "--out", out, "--backbone", "efficientnet_lite0", "--epochs",
+                             "2", "--image-size", "64", "--views", "0", "--device", "cpu", timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "validation accuracy" in done.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["classes"]) == 19 and metrics["n_val"] > 100
+
+    done = python_m_fruitlib("evaluate", "--checkpoint", out / "model.pt", "--data", GROCERY, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    scores = json.loads(done.stdout)
+    assert scores["n_images"] == metrics["n_val"] and len(scores["per_class"]) == 19
+    assert scores["accuracy"] > 0.3  # chance is about 1/19 = 0.05
+    assert scores["accuracy"] == pytest.approx(metrics["val_accuracy"])
+
+    split = pd.read_csv(out / "split.csv")
+    photo = GROCERY / split.query("split == 'val'")["path"].iloc[0]
+    done = python_m_fruitlib("predict", "--checkpoint", out / "model.pt", photo, "--top-k", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [line] = done.stdout.strip().splitlines()
+    assert line.startswith(str(photo)) and len(line.split(": ", 1)[1].split(", ")) == 3
+    print(f"end to end: {time.perf_counter() - began:.0f} s, accuracy {scores['accuracy']:.2f}")

@@ -1,0 +1,194 @@
+"""fruitlib.run: one training run into a run folder, protected, resumable, in every mode."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import COLOURS, MISSING_LISTED, one_line
+from fruitlib import FruitlibError, run
+from fruitlib.checkpoint import load_checkpoint, model_from_checkpoint
+from fruitlib.run import RunConfig, train_run
+from fruitlib.train import COLUMNS
+
+OUTPUTS = ["model.pt", "best.pt", "metrics.json", "history.csv", "params.json", "split.csv", "curves.png",
+           "confusion.png"]
+
+
+def config(data, out, **changes) -> RunConfig:
+    settings = dict(data=str(data), out=str(out), backbone="efficientnet_lite0", epochs=2, image_size=32,
+                    batch_size=8, views=1, device="cpu")
+    return RunConfig(**(settings | changes))
+
+
+def split_of(folder) -> list[tuple]:
+    return list(pd.read_csv(folder / "split.csv")[["path", "label", "split"]].itertuples(index=False))
+
+
+def history_of(folder) -> pd.DataFrame:
+    return pd.read_csv(folder / "history.csv").drop(columns="seconds")
+
+
+def test_a_run_writes_every_output(tiny_run):
+    out, data = tiny_run
+    for name in OUTPUTS:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == sorted(COLOURS) and metrics["backbone"] == "efficientnet_lite0"
+    assert metrics["pretrained"] is True and metrics["epochs"] == 2 and metrics["mode"] == "frozen"
+    assert metrics["seconds"] > 0 and metrics["image_size"] == 32
+    split = pd.read_csv(out / "split.csv")
+    assert metrics["n_val"] == (split["split"] == "val").sum() and metrics["n_train"] == (split["split"] == "train").sum()
+    assert metrics["val_accuracy"] >= 2 / 3  # three colours: learnable in two epochs
+    assert metrics["val_accuracy"] * metrics["n_val"] == pytest.approx(round(metrics["val_accuracy"] * metrics["n_val"]))
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == COLUMNS and history["epoch"].tolist() == [1, 2]
+    assert metrics["best_val_accuracy"] == pytest.approx(history["val_acc"].max())
+    params = json.loads((out / "params.json").read_text())
+    assert params["backbone"] == "efficientnet_lite0" and params["mode"] == "frozen"
+    assert params["lr"] == run.DEFAULT_LR["frozen"] and params["epochs"] == 2 and params["seed"] == 0
+    assert not any(os.path.isabs(p) for p in split["path"]) and all((data / p).is_file() for p in split["path"])
+    state = load_checkpoint(out / "model.pt")
+    assert len(state["training"]["history"]) == 2 and state["params"] == params
+    assert load_checkpoint(out / "best.pt")["spec"]["classes"] == sorted(COLOURS)
+    assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary files left
+
+
+def test_the_saved_model_reproduces_the_reported_accuracy(tiny_run):
+    from fruitlib.cache import load_split
+    from fruitlib.data import ImageTensorDataset, eval_transform, make_splits, scan
+    from fruitlib.evaluate import predict_probs
+
+    out, data = tiny_run
+    model = model_from_checkpoint(out / "model.pt")
+    catalog = make_splits(scan(data), 0.2, 0)
+    val = load_split(catalog, "val", 32, progress=False)
+    assert val.paths == [str(data / p) for p in pd.read_csv(out / "split.csv").query("split == 'val'")["path"]]
+    spec = model.spec
+    probs, labels = predict_probs(model, ImageTensorDataset(val.images, val.labels,
+                                                            eval_transform(32, spec.mean, spec.std)))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert float((probs.argmax(1) == labels).mean()) == pytest.approx(metrics["val_accuracy"])
+
+
+def test_an_existing_run_is_not_overwritten(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    before = (out / "model.pt").read_bytes()
+    with pytest.raises(FruitlibError, match="already holds a run") as error:
+        train_run(config(tiny_run[1], out), progress=False)
+    assert one_line(str(error.value)) and "--resume" in str(error.value) and "--overwrite" in str(error.value)
+    assert (out / "model.pt").read_bytes() == before
+
+
+def test_overwrite_replaces_the_run(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    (out / "notes.txt").write_text("left from the old run")
+    result = train_run(config(tiny_run[1], out, epochs=1, seed=1), overwrite=True, progress=False)
+    assert not (out / "notes.txt").exists()
+    assert len(result.history) == 1 and json.loads((out / "params.json").read_text())["seed"] == 1
+    assert len(load_checkpoint(out / "model.pt")["training"]["history"]) == 1
+    assert all((out / name).is_file() for name in OUTPUTS)
+
+
+def test_resume_after_an_interruption_finishes_the_remaining_epochs(folder_data, tmp_path, monkeypatch, tiny_run):
+    whole = tiny_run[0]  # the same settings and photos (generated alike), never interrupted
+
+    real_fit = run.fit
+
+    def interrupted_fit(*args, on_epoch_end, **kwargs):
+        def stop_after_one(state):
+            on_epoch_end(state)  # the checkpoint of epoch 1 is written...
+            if len(state["history"]) == 1:
+                raise KeyboardInterrupt  # ...then Ctrl-C
+
+        return real_fit(*args, on_epoch_end=stop_after_one, **kwargs)
+
+    out = tmp_path / "interrupted"
+    monkeypatch.setattr(run, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config(folder_data, out), progress=False)
+    monkeypatch.setattr(run, "fit", real_fit)
+    assert len(load_checkpoint(out / "model.pt")["training"]["history"]) == 1
+    assert not (out / "metrics.json").exists()
+    with pytest.raises(FruitlibError, match="already holds a run"):
+        train_run(config(folder_data, out), progress=False)
+
+    done_before = []
+    monkeypatch.setattr(run, "fit", lambda *a, **k: done_before.append(len(k["resume"]["history"])) or real_fit(*a, **k))
+    result = train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)  # settings from the run
+    assert done_before == [1]
+    assert result.history["epoch"].tolist() == [1, 2]
+    assert history_of(out)["epoch"].tolist() == [1, 2]
+    assert split_of(out) == split_of(whole)
+    pd.testing.assert_frame_equal(history_of(out), history_of(whole), atol=1e-6)
+    assert json.loads((out / "metrics.json").read_text())["val_accuracy"] == pytest.approx(
+        json.loads((whole / "metrics.json").read_text())["val_accuracy"])
+    a, b = load_checkpoint(out / "model.pt")["model"], load_checkpoint(whole / "model.pt")["model"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+def test_resume_with_nothing_to_resume(tmp_path):
+    with pytest.raises(FruitlibError, match="nothing to resume") as error:
+        train_run(RunConfig(out=str(tmp_path / "never")), resume=True, progress=False)
+    assert one_line(str(error.value))
+
+
+def test_scratch_trains_everything_from_random_weights(folder_data, tmp_path):
+    result = train_run(config(folder_data, tmp_path / "scratch", scratch=True, epochs=1), progress=False)
+    m = result.metrics
+    assert m["pretrained"] is False and m["mode"] == "full" and m["weights_source"] == "random initialisation"
+    assert m["trainable_params"] == m["total_params"]
+    assert json.loads((tmp_path / "scratch" / "params.json").read_text())["lr"] == run.DEFAULT_LR["scratch"]
+    with pytest.raises(FruitlibError, match="scratch"):
+        train_run(config(folder_data, tmp_path / "bad", scratch=True, mode="frozen"), progress=False)
+
+
+@pytest.mark.parametrize("mode", ["last", "full"])
+def test_fine_tuning_modes(folder_data, tmp_path, tiny_run, mode):
+    result = train_run(config(folder_data, tmp_path / mode, mode=mode, epochs=1), progress=False)
+    frozen = json.loads((tiny_run[0] / "metrics.json").read_text())
+    m = result.metrics
+    assert m["mode"] == mode and len(result.history) == 1
+    assert frozen["trainable_params"] < m["trainable_params"] <= m["total_params"] == frozen["total_params"]
+    assert (m["trainable_params"] == m["total_params"]) == (mode == "full")
+    assert (tmp_path / mode / "best.pt").is_file()
+    assert result.history["train_loss"].notna().all()
+
+
+def test_without_the_cache_the_frozen_stages_run_every_epoch(folder_data, tmp_path, isolated, tiny_run):
+    result = train_run(config(folder_data, tmp_path / "slow", cache=False, epochs=1), progress=False)
+    assert len(result.history) == 1 and result.metrics["mode"] == "frozen"
+    assert not list(isolated["cache"].glob("activations-*"))  # nothing precomputed
+    assert list(isolated["cache"].glob("images-*"))  # decoded photos are still cached
+    assert split_of(tmp_path / "slow") == split_of(tiny_run[0])  # the same split as a cached run
+
+
+def test_a_grocery_clone_uses_its_official_splits(grocery_data, tmp_path):
+    out = tmp_path / "grocery"
+    result = train_run(config(grocery_data, out, epochs=1, per_class=3), progress=False)
+    split = pd.read_csv(out / "split.csv")
+    assert split.groupby(["split", "class_name"]).size().to_dict() == {
+        ("train", "Apple"): 3, ("train", "Banana"): 3, ("train", "Kiwi"): 3,  # per_class=3 caps training photos
+        ("val", "Apple"): 4, ("val", "Banana"): 2, ("val", "Kiwi"): 2}  # and leaves validation alone
+    assert split["path"].str.startswith("dataset/").all()
+    assert result.metrics["classes"] == ["Apple", "Banana", "Kiwi"]
+    assert result.metrics["n_train"] == 9 and result.metrics["n_val"] == 8
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert skipped["path"].str.endswith(MISSING_LISTED).any()
+
+
+def test_reuse_loads_a_finished_run_with_the_same_settings(tiny_run, monkeypatch):
+    out = tiny_run[0]  # only read: reuse loads it, other settings are refused before anything is written
+    monkeypatch.setattr(run, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    cfg = config(tiny_run[1], out)
+    result = train_run(cfg, reuse=True, progress=False)
+    assert result.metrics == json.loads((out / "metrics.json").read_text())
+    assert result.history["epoch"].tolist() == [1, 2] and not result.model.training
+    with pytest.raises(FruitlibError, match="already holds a run"):  # other settings: not reused, not overwritten
+        train_run(config(tiny_run[1], out, epochs=3), reuse=True, progress=False)
