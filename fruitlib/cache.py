@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data import Catalog, decode, eval_transform, skipped_summary, stored_size, train_transform
+from .errors import FruitlibError
 from .models import FruitNet
 
 
@@ -106,7 +107,10 @@ def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
 
 def load_images(paths: list[str], size: int, progress: bool = True, use_cache: bool = True) -> dict:
     """Decoded ``size x size`` photos for ``paths`` (``images``, ``keep`` indices, ``skipped``), cached on disk."""
-    stats = [(p, s.st_size, s.st_mtime_ns) for p in paths for s in [os.stat(p)]]
+    try:
+        stats = [(p, s.st_size, s.st_mtime_ns) for p in paths for s in [os.stat(p)]]
+    except FileNotFoundError as error:
+        raise FruitlibError(f"{error.filename} disappeared after the data were listed: run again") from None
     return cached(f"images-{size}px", _digest(size, stats), lambda: decode_all(paths, size, progress), use_cache)
 
 
@@ -118,6 +122,9 @@ def load_split(catalog: Catalog, split: str, image_size: int, progress: bool = T
     if found["skipped"]:
         print(skipped_summary(found["skipped"]))
     keep = found["keep"].tolist()
+    if not keep:
+        raise FruitlibError(f"none of the {len(paths)} photos of the {split} split could be read: "
+                            "check the files (see the summary above)")
     labels = torch.tensor(rows["label"].to_numpy(), dtype=torch.long)[keep]
     return ImageSet(found["images"], labels, [paths[i] for i in keep], found["skipped"])
 

@@ -42,7 +42,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     params = load_checkpoint(args.checkpoint)["params"]
     model = model_from_checkpoint(args.checkpoint)
-    catalog = make_splits(scan(find_data(args.data), params.get("labels", "coarse"), params.get("category", "Fruit")),
+    root = find_data(args.data or params.get("data"))  # default: the data the model was trained on
+    catalog = make_splits(scan(root, params.get("labels", "coarse"), params.get("category", "Fruit")),
                           params.get("val_fraction", 0.2), params.get("seed", 0))
     if catalog.classes != model.spec.classes:
         raise FruitlibError(f"{args.checkpoint} was trained on other classes than {catalog.root} has "

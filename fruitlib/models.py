@@ -131,6 +131,8 @@ def backbone_network(name: str, pretrained: bool, weights: str | os.PathLike | N
 def resolve_backbone(name: str, pretrained: bool = True, weights: str | os.PathLike | None = None) -> tuple[str, str]:
     """``auto`` means ResNet-50 when its ImageNet weights can be had, else EfficientNet-Lite0. Returns (name, why)."""
     if name != "auto":
+        if name not in BACKBONES:
+            raise FruitlibError(f"unknown backbone '{name}': choose one of {', '.join(BACKBONES)} or auto")
         return name, "chosen explicitly"
     if not pretrained:
         return "resnet50", "auto: the article's network, trained from scratch"

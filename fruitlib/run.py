@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from .evaluate import predict_probs, report
 from .models import FruitNet, build_model, count_parameters, resolve_backbone
 from .train import fit, pick_device, seed_everything
 
+RUN_FILES = ("params.json", "split.csv", "skipped.csv", "model.pt", "best.pt", "history.csv", "metrics.json",
+             "curves.png", "confusion.png")
 DEFAULT_LR = {"frozen": 1e-3, "last": 3e-4, "full": 1e-4, "scratch": 1e-3}
 
 
@@ -112,8 +113,8 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
     if checkpoint.exists() and not overwrite:
         raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
                             "or choose another --out")
-    if checkpoint.exists():
-        shutil.rmtree(out)
+    for name in RUN_FILES if checkpoint.exists() else ():
+        (out / name).unlink(missing_ok=True)  # only the run's own files: anything else in the folder stays
     return cfg, None
 
 
@@ -158,8 +159,6 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     out.mkdir(parents=True, exist_ok=True)
     (out / "params.json").write_text(json.dumps(params, indent=2))
     write_manifest(catalog, out / "split.csv")
-    if catalog.skipped:
-        pd.DataFrame(catalog.skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
     print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
 
     model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size)
@@ -168,6 +167,9 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     device = pick_device(cfg.device)
     train_set = load_split(catalog, "train", cfg.image_size, progress)
     val_set = load_split(catalog, "val", cfg.image_size, progress)
+    skipped = catalog.skipped + train_set.skipped + val_set.skipped
+    if skipped:
+        pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
     module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress)
     best = max([h["val_acc"] for h in training["history"]], default=-1.0) if training else -1.0
 

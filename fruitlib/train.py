@@ -88,7 +88,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
         schedule.load_state_dict(resume["scheduler"])
         shuffle.set_state(resume["shuffle_state"])
         torch.set_rng_state(resume["rng_state"])
-        history = resume["history"]
+        history = list(resume["history"])
     train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=shuffle,
                               pin_memory=device.type == "cuda")
     val_loader = DataLoader(val_data, batch_size=2 * batch_size) if val_data is not None else None

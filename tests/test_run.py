@@ -88,9 +88,9 @@ def test_an_existing_run_is_not_overwritten(tiny_run, tmp_path):
 def test_overwrite_replaces_the_run(tiny_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(tiny_run[0], out)
-    (out / "notes.txt").write_text("left from the old run")
+    (out / "notes.txt").write_text("the user's own file")
     result = train_run(config(tiny_run[1], out, epochs=1, seed=1), overwrite=True, progress=False)
-    assert not (out / "notes.txt").exists()
+    assert (out / "notes.txt").read_text() == "the user's own file"  # only the run's own files are replaced
     assert len(result.history) == 1 and json.loads((out / "params.json").read_text())["seed"] == 1
     assert len(load_checkpoint(out / "model.pt")["training"]["history"]) == 1
     assert all((out / name).is_file() for name in OUTPUTS)
