@@ -45,11 +45,11 @@ def class_counts(catalog: Catalog) -> pd.DataFrame:
 
 def image_sizes(paths: list[str | os.PathLike]) -> pd.DataFrame:
     """Width and height of each photo, read from the file header only (nothing is decoded)."""
-    sizes = []
-    for path in paths:
+    def size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as image:
-            sizes.append(image.size)
-    return pd.DataFrame(sizes, columns=["width", "height"])
+            return image.size
+
+    return pd.DataFrame([size(p) for p in paths], columns=["width", "height"])
 
 
 def colour_stats(images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> pd.DataFrame:
@@ -86,24 +86,24 @@ def per_class_indices(labels: torch.Tensor | np.ndarray, per_class: int, seed: i
 # ----------------------------------------------------------------------------- features
 
 
-def pooled_features(model: FruitNet, images: torch.Tensor, progress: bool = False) -> np.ndarray:
-    """``N x C`` float32 pooled features of the whole frozen backbone (cached on disk)."""
-    return cached_activations(model, images, len(model.stages), progress=progress).flatten(1).float().numpy()
+def pooled_features(model: FruitNet, images: torch.Tensor, device: torch.device | str = "cpu",
+                    progress: bool = False) -> np.ndarray:
+    """``N x C`` float32 pooled features of the whole frozen backbone, computed on ``device``, cached on disk."""
+    x = cached_activations(model.to(device), images, len(model.stages), device=device, progress=progress)
+    return x.flatten(1).float().numpy()
 
 
 @torch.no_grad()
 def random_twin(model: FruitNet, images: torch.Tensor, seed: int = 0, calibrate: int = 256) -> FruitNet:
-    """The same backbone with random weights, its batch-norm statistics measured on ``calibrate`` photos.
+    """The same backbone with random weights (seeded), batch-norm statistics measured on ``calibrate`` photos.
 
-    Without the calibration a randomly initialised deep net in eval mode passes almost nothing through
-    (activations shrink layer after layer, and eval-mode batch norm does not rescale them). Calibration
-    uses the photos but never their labels, so the features stay "random".
+    Uncalibrated, a random deep net in eval mode passes almost nothing through: activations shrink layer
+    after layer and eval-mode batch norm does not rescale them. Calibration never sees a label.
     """
     spec = model.spec
     torch.manual_seed(seed)
     twin = build_model(spec.classes, spec.backbone, pretrained=False, mode="frozen", image_size=spec.image_size)
-    norms = [m for m in twin.stages.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
+    for norm in (m for m in twin.stages.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
         norm.reset_running_stats()
         norm.momentum = None  # a plain average over the calibration batches
     transform = eval_transform(spec.image_size, spec.mean, spec.std)
@@ -134,10 +134,9 @@ def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return float(np.mean(knn.predict(test_x) == np.asarray(test_y)))
 
 
-def probe(train_x: np.ndarray, train_y: np.ndarray, sample_weight: np.ndarray | None = None,
-          max_iter: int = 300):
+def probe(train_x: np.ndarray, train_y: np.ndarray, sample_weight: np.ndarray | None = None):
     """A linear probe: standardised features, multinomial logistic regression (a fixed feature extractor's head)."""
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
     return model.fit(train_x, train_y, logisticregression__sample_weight=sample_weight)
 
 
@@ -148,13 +147,13 @@ def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
 
 
 def project_2d(x: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
-    """``N x 2`` coordinates: PCA, or t-SNE on the first 50 principal components."""
+    """``N x 2`` coordinates: PCA, or t-SNE on the first 50 principal components (settings tuned for speed)."""
     reduced = PCA(min(50, *x.shape), random_state=seed).fit_transform(StandardScaler().fit_transform(x))
     if method == "pca":
         return reduced[:, :2]
     if method != "tsne":
         raise ValueError(f"method must be 'pca' or 'tsne', not '{method}'")
-    return TSNE(2, init="pca", perplexity=30, random_state=seed).fit_transform(reduced)
+    return TSNE(2, init="pca", perplexity=30, max_iter=500, angle=0.8, random_state=seed).fit_transform(reduced)
 
 
 # ----------------------------------------------------------------------------- near-duplicates and leakage
@@ -168,17 +167,14 @@ def nearest(query: np.ndarray, reference: np.ndarray | None = None) -> tuple[np.
     alone = reference is None
     search = NearestNeighbors(n_neighbors=2 if alone else 1, metric="cosine").fit(query if alone else reference)
     distance, index = search.kneighbors(query)
-    if alone:  # skip the row itself: the first hit, unless an exact twin came first
-        rows = np.arange(len(query))
-        pick = (index[:, 0] == rows).astype(int)
-        return index[rows, pick], 1 - distance[rows, pick]
-    return index[:, 0], 1 - distance[:, 0]
+    rows = np.arange(len(query))
+    pick = (index[:, 0] == rows).astype(int) if alone else 0  # skip the row itself (unless an exact twin came first)
+    return index[rows, pick], 1 - distance[rows, pick]
 
 
 def random_split(labels: np.ndarray, held_out: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a stratified random split (the article's way, which ignores bursts of photos)."""
-    index = np.arange(len(labels))
-    keep, held = train_test_split(index, test_size=held_out, random_state=seed, stratify=labels)
+    keep, held = train_test_split(np.arange(len(labels)), test_size=held_out, random_state=seed, stratify=labels)
     return np.sort(keep), np.sort(held)
 
 
@@ -250,7 +246,7 @@ def colour_figure(stats: pd.DataFrame) -> plt.Figure:
     ax_bars.barh(y - 0.2, stats["brightness"], 0.4, label="brightness (HSV value)", color="tab:gray")
     ax_bars.barh(y + 0.2, stats["saturation"], 0.4, label="saturation", color="tab:orange")
     ax_bars.set(xlim=(0, 1), title="mean brightness and saturation")
-    ax_bars.legend(fontsize=8, loc="lower right")
+    ax_bars.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 

@@ -94,7 +94,11 @@ def _resnet_stages(net: tvm.ResNet) -> tuple[list[nn.Module], int]:
 def _lite0_network(image_size: int) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
-    return EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+    for layer in net.modules():  # TensorFlow's BatchNorm momentum 0.99 is PyTorch's 0.01: running statistics
+        if isinstance(layer, nn.BatchNorm2d):  # would barely move in a short run; use PyTorch's usual 0.1
+            layer.momentum = 0.1
+    return net
 
 
 def _lite0_stages(net: nn.Module) -> tuple[list[nn.Module], int]:
