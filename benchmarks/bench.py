@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -274,7 +275,12 @@ def item_default_run(data: Path, backbone: str, work: Path, extra: list[str]) ->
     with open(log_path, "w") as logfile:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage, peak RSS included
+        try:
+            _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage, peak RSS included
+        except BaseException:  # interrupted: do not leave the training run behind
+            process.kill()
+            process.wait()
+            raise
         wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
@@ -584,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of the benchmark itself")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results.json"), help="JSON file")
     parser.add_argument("--device", default="auto", help="auto (fruitlib's default), cpu, cuda")
-    parser.add_argument("--epochs", type=int, help="epochs for items 2 and 3 (default 10 and 3; quick 2 and 1)")
+    parser.add_argument("--epochs", type=int, help="head epochs in item 2 (default: fruitlib's 10; quick 2)")
+    parser.add_argument("--compare-epochs", type=int, help="epochs of each run in item 3 (default 3; quick 1)")
     parser.add_argument("--recipe-epochs", type=int, default=1, help="article-recipe epochs to time (item 4)")
     parser.add_argument("--recipe-cap", type=float, help="stop a recipe epoch after this many seconds and "
                                                          "extrapolate (default: what is left of --budget)")
@@ -603,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         data_root = subset_data(full_catalog, 2, work / "data")
     catalog = make_splits(scan(data_root))
     frozen_epochs = args.epochs or (2 if args.quick else DEFAULTS.epochs)
-    last_epochs = args.epochs or (1 if args.quick else 3)
+    last_epochs = args.compare_epochs or (1 if args.quick else 3)
     n_settings = 64 if args.quick else 256
     batch_sizes = [32, 64] if args.quick else [32, 64, 128]
 
@@ -625,6 +632,15 @@ def main(argv: list[str] | None = None) -> int:
     SPEC.update(mean=probe.spec.mean, std=probe.spec.std, feature_dim=probe.head.in_features)
     del probe
 
+    out = Path(args.out)
+
+    def save(partial: bool) -> None:
+        """Write the JSON; after each item too, so that an interrupted run keeps what it measured."""
+        done = {k: v for k, v in results.items() if v is not None}
+        done["partial"], done["table"] = partial, table_rows(done)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(done, indent=2, default=str))
+
     def step(key: str, label: str, fn):
         if key in args.skip:
             return None
@@ -642,6 +658,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{label} done")
         return value
 
+    def stop(signum, frame):  # a terminated run still removes its temporary folder
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
     shared_cache = work / "cache"
     try:
         for path in catalog.table["path"]:  # read every JPEG once: all figures see the OS file cache warm
@@ -649,14 +670,18 @@ def main(argv: list[str] | None = None) -> int:
         quick_extra = ["--epochs", "2"] if args.quick else []
         results["default_run"] = step("5", "5. fruitlib's default transfer run (subprocess, cold cache)",
                                       lambda: item_default_run(data_root, args.backbone, work, quick_extra))
+        save(partial=True)
         got = step("1", "1. data pipeline: decoded every epoch vs cache",
                    lambda: item_pipeline(catalog, DEFAULTS.image_size, shared_cache))
         if got:
             results["pipeline"] = got[0]
+        save(partial=True)
         results["frozen"] = step("2", "2. frozen-feature transfer vs one forward pass",
                                  lambda: item_frozen(catalog, name, frozen_epochs, shared_cache, device))
+        save(partial=True)
         results["last"] = step("3", "3. last stage on cached activations vs whole network",
                                lambda: item_last(catalog, name, last_epochs, shared_cache, device))
+        save(partial=True)
 
         def settings():
             model = build_model(catalog.classes, name, True, "full", image_size=DEFAULTS.image_size)
@@ -671,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
             return s
 
         results["settings"] = step("settings", "CPU settings, measured", settings)
+        save(partial=True)
         recipe_cap = args.recipe_cap or (5.0 if args.quick else max(20.0, args.budget - (time.perf_counter() - BEGAN)))
         results["recipe_cap_s"] = recipe_cap
         results["recipe"] = step("4", f"4. the article's recipe (whole network, 224 px, decoded every epoch; "
@@ -678,13 +704,11 @@ def main(argv: list[str] | None = None) -> int:
                                  lambda: item_recipe(catalog, name, args.recipe_epochs, recipe_cap, device))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    results = {k: v for k, v in results.items() if v is not None}
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["total_s"] = time.perf_counter() - BEGAN
-    results["table"] = rows = table_rows(results)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str))
+    save(partial=False)
+    results = {k: v for k, v in results.items() if v is not None}
+    rows = table_rows(results)
 
     print_table(rows)
     if "settings" in results:

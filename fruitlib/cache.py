@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .data import Catalog, decode, eval_transform, skipped_summary, stored_size, train_transform
 from .errors import FruitlibError
 from .models import FruitNet
+from .weights import atomic_save
 
 
 @dataclass
@@ -52,14 +53,7 @@ def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True
             path.unlink(missing_ok=True)
     value = make()
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        try:
-            torch.save(value, tmp)
-            os.replace(tmp, path)
-        except BaseException:  # interrupted or disk full: no half-written file left in the cache
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_save(value, path)
     return value
 
 

@@ -14,27 +14,15 @@ import torch
 
 from .errors import FruitlibError
 from .models import FruitNet, ModelSpec, build_model
-from .weights import load_into, load_state_dict_file
+from .weights import atomic_save, load_into, load_state_dict_file
 
 REQUIRED = ("model", "spec", "params")
 
 
 def save_checkpoint(path: str | os.PathLike, model: FruitNet, params: dict, training: dict | None = None) -> Path:
-    """Write atomically: a temporary file in the same folder, flushed, then renamed over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically (see :func:`~fruitlib.weights.atomic_save`): an interruption keeps the previous file."""
     state = {"model": model.state_dict(), "spec": model.spec.to_dict(), "params": params, "training": training}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # Ctrl-C or a full disk: the previous checkpoint stays, the half-written one goes
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_save(state, path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

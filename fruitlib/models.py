@@ -132,14 +132,16 @@ def backbone_network(name: str, pretrained: bool, weights: str | os.PathLike | N
     return net, str(path)
 
 
-def resolve_backbone(name: str, pretrained: bool = True, weights: str | os.PathLike | None = None) -> tuple[str, str]:
-    """``auto`` means ResNet-50 when its ImageNet weights can be had, else EfficientNet-Lite0. Returns (name, why)."""
+def resolve_backbone(name: str, weights: str | os.PathLike | None = None) -> tuple[str, str]:
+    """``auto`` means ResNet-50 when its ImageNet weights can be had, else EfficientNet-Lite0. Returns (name, why).
+
+    The rule is the same for training from scratch, so that "auto" transfer and "auto" scratch runs compare
+    the same architecture.
+    """
     if name != "auto":
         if name not in BACKBONES:
             raise FruitlibError(f"unknown backbone '{name}': choose one of {', '.join(BACKBONES)} or auto")
         return name, "chosen explicitly"
-    if not pretrained:
-        return "resnet50", "auto: the article's network, trained from scratch"
     try:
         resnet_weights_file("resnet50", weights)
         return "resnet50", "auto: ResNet-50 ImageNet weights found"
@@ -157,7 +159,7 @@ def _wrap(name: str, net: nn.Module, source: str, classes: list[str], pretrained
 def build_model(classes: list[str], backbone: str = "auto", pretrained: bool = True, mode: str = "full",
                 weights: str | os.PathLike | None = None, image_size: int = 224) -> FruitNet:
     """A backbone with a new head for ``classes``, frozen according to ``mode``."""
-    name, _ = resolve_backbone(backbone, pretrained, weights)
+    name, _ = resolve_backbone(backbone, weights)
     net, source = backbone_network(name, pretrained, weights, image_size)
     return set_mode(_wrap(name, net, source, classes, pretrained, image_size), mode)
 
@@ -165,7 +167,7 @@ def build_model(classes: list[str], backbone: str = "auto", pretrained: bool = T
 def imagenet_classifier(backbone: str = "auto", weights: str | os.PathLike | None = None,
                         image_size: int = 224) -> FruitNet:
     """The pretrained network with its original 1000-class ImageNet head: what it "sees" before transfer."""
-    name, _ = resolve_backbone(backbone, True, weights)
+    name, _ = resolve_backbone(backbone, weights)
     net, source = backbone_network(name, True, weights, image_size)
     categories = resnet_weights_enum("resnet50").meta["categories"]  # the standard ImageNet-1k order
     model = _wrap(name, net, source, categories, True, image_size)

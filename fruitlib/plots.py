@@ -11,12 +11,14 @@ import seaborn as sns
 import torch
 
 
-def save(fig: plt.Figure, name: str, folder: str | os.PathLike = "../figures") -> Path:
-    """Save ``fig`` as ``folder/name.png`` (a stable name, so re-runs replace the old figure)."""
+def save(fig: plt.Figure, name: str, folder: str | os.PathLike = "../figures") -> None:
+    """Save ``fig`` as ``folder/name.png`` (a stable name, so re-runs replace the old figure).
+
+    Returns nothing, so a notebook cell ending with it shows the figure and no path (nbval compares that).
+    """
     path = Path(folder) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
 
 
 def training_curves(histories: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:

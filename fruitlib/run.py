@@ -120,7 +120,7 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
 
 def run_params(cfg: RunConfig) -> dict:
     """The settings as saved in ``params.json``: the config with backbone, mode and learning rate resolved."""
-    name, why = resolve_backbone(cfg.backbone, not cfg.scratch, cfg.weights)
+    name, why = resolve_backbone(cfg.backbone, cfg.weights)
     mode = cfg.mode or ("full" if cfg.scratch else "frozen")
     if cfg.scratch and mode != "full":
         raise FruitlibError("a network trained from scratch has nothing to freeze: use mode 'full' with --scratch")

@@ -1,4 +1,5 @@
 """Fast checks of fruitlib.blocks: our blocks match torchvision's, and the measuring tools behave."""
+import functools
 import math
 
 import pytest
@@ -17,11 +18,16 @@ def tv_basic(in_ch: int, out_ch: int, stride: int) -> tv.BasicBlock:
     return tv.BasicBlock(in_ch, out_ch, stride, downsample)
 
 
+@functools.cache
+def resnet50() -> torchvision.models.ResNet:
+    return torchvision.models.resnet50(weights=None)
+
+
 CASES = [  # (ours, theirs, input channels)
     (lambda: blocks.BasicBlock(16, 16), lambda: tv_basic(16, 16, 1), 16),
     (lambda: blocks.BasicBlock(16, 32, stride=2), lambda: tv_basic(16, 32, 2), 16),
-    (lambda: blocks.Bottleneck(64, 64), lambda: torchvision.models.resnet50(weights=None).layer1[0], 64),
-    (lambda: blocks.Bottleneck(256, 128, stride=2), lambda: torchvision.models.resnet50(weights=None).layer2[0], 256),
+    (lambda: blocks.Bottleneck(64, 64), lambda: resnet50().layer1[0], 64),
+    (lambda: blocks.Bottleneck(256, 128, stride=2), lambda: resnet50().layer2[0], 256),
 ]
 
 
@@ -42,7 +48,7 @@ def test_blocks_match_torchvision(make_ours, make_theirs, in_ch):
 
 
 def test_bottleneck_that_keeps_its_shape_has_no_projection():
-    theirs = torchvision.models.resnet50(weights=None).layer1[1]  # 256 -> 64 -> 256, identity shortcut
+    theirs = resnet50().layer1[1]  # 256 -> 64 -> 256, identity shortcut
     ours = blocks.Bottleneck(256, 64)
     assert ours.downsample is None and theirs.downsample is None
     ours.load_state_dict(theirs.state_dict())
@@ -55,19 +61,25 @@ def test_bottleneck_that_keeps_its_shape_has_no_projection():
                                   lambda s: blocks.Bottleneck(32, 8, skip=s)])
 def test_skip_false_removes_the_shortcut(make):
     torch.manual_seed(0)
-    residual = make(True).eval()
-    plain = make(False).eval()
+    residual, plain = make(True).eval(), make(False).eval()
     assert plain.downsample is None
-    plain.load_state_dict(residual.state_dict(), strict=False)  # same convs, no projection
+    plain.load_state_dict(residual.state_dict(), strict=False)  # the same convolutions, no projection
     x = torch.randn(2, residual.conv1.in_channels, 8, 8)
     with torch.no_grad():
         y_plain, y_res = plain(x), residual(x)
-        body = residual.bn2(residual.conv2(torch.relu(residual.bn1(residual.conv1(x))))) \
-            if isinstance(residual, blocks.BasicBlock) else None
     assert y_plain.shape == y_res.shape
     assert not torch.allclose(y_plain, y_res)
-    if body is not None:
-        assert torch.allclose(y_plain, torch.relu(body))
+
+
+def test_basic_block_computes_relu_of_body_plus_input():
+    plain = blocks.BasicBlock(8, 8, skip=False).eval()
+    residual = blocks.BasicBlock(8, 8).eval()
+    residual.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        body = plain.bn2(plain.conv2(torch.relu(plain.bn1(plain.conv1(x)))))
+        assert torch.allclose(plain(x), torch.relu(body))
+        assert torch.allclose(residual(x), torch.relu(body + x))
 
 
 def test_resnet_stats():

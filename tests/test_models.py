@@ -7,6 +7,7 @@ import torchvision
 from torch import nn
 
 from fruitlib import FruitlibError
+from fruitlib.run import RunConfig, run_params
 from fruitlib.models import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, MODES, build_model, count_parameters,
                              imagenet_classifier, resolve_backbone, set_mode)
 from fruitlib.weights import RESNETS
@@ -137,8 +138,8 @@ def test_auto_falls_back_to_lite0_offline_and_says_so(isolated):
     assert model.spec.backbone == "efficientnet_lite0" and model.spec.pretrained
 
 
-def test_auto_from_scratch_is_resnet50():
-    assert resolve_backbone("auto", pretrained=False)[0] == "resnet50"
+def test_auto_from_scratch_picks_the_same_network_as_transfer(isolated):
+    assert run_params(RunConfig(scratch=True))["backbone"] == resolve_backbone("auto")[0] == "efficientnet_lite0"
     assert resolve_backbone("resnet34") == ("resnet34", "chosen explicitly")
 
 
