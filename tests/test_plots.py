@@ -60,3 +60,9 @@ def test_heatmap_grid_and_accuracy_vs_data():
     fig = plots.accuracy_vs_data(table)
     assert fig.axes[0].get_xscale() == "log"
     assert np.allclose(sorted(fig.axes[0].get_xticks()), [5, 10])
+
+
+def test_photo_figures_are_saved_as_jpeg(tmp_path):
+    images = torch.full((2, 3, 8, 8), 200, dtype=torch.uint8)
+    plots.save(plots.image_grid(images, ["a", "b"]), "03-samples", tmp_path)
+    assert (tmp_path / "03-samples.jpg").read_bytes()[:2] == b"\xff\xd8" and not (tmp_path / "03-samples.png").exists()
