@@ -52,14 +52,17 @@ class Catalog:
 def find_data(path: str | os.PathLike | None = None) -> Path:
     """Locate the data: an explicit path, else ``$FRUITLIB_DATA``, else ``data/GroceryStoreDataset``.
 
+    A relative path is tried from the working directory, then from the project root: notebooks run in
+    ``notebooks/``, while ``FRUITLIB_DATA=../shared/... make test`` was typed in the root.
     A missing default data set is downloaded when online (see :mod:`fruitlib.download`).
     """
     if path is not None or os.environ.get("FRUITLIB_DATA"):
         where = Path(path if path is not None else os.environ["FRUITLIB_DATA"]).expanduser()
         how = "the path given" if path is not None else "FRUITLIB_DATA"
-        if not where.is_dir():
-            raise FruitlibError(f"data folder {where} ({how}) does not exist: fix the path, or see data/README.md")
-        return where.resolve()
+        for candidate in (where, PROJECT_ROOT / where):
+            if candidate.is_dir():
+                return candidate.resolve()
+        raise FruitlibError(f"data folder {where} ({how}) does not exist: fix the path, or see data/README.md")
     for where in (Path.cwd() / DEFAULT_DATA, Path.cwd().parent / DEFAULT_DATA, PROJECT_ROOT / DEFAULT_DATA):
         if where.is_dir():
             return where.resolve()

@@ -438,3 +438,17 @@ def test_path_and_tensor_datasets_agree(folder_data):
     for i in range(4):
         (a, la), (b, lb) = from_disk[i], in_memory[i]
         assert torch.equal(a, b) and la == lb
+
+
+def test_a_relative_fruitlib_data_also_works_from_notebooks(monkeypatch, tmp_path):
+    # the user typed FRUITLIB_DATA=data/x in the project root; the notebook kernel runs in notebooks/
+    project = tmp_path / "project"
+    (project / "data" / "x").mkdir(parents=True)
+    (project / "notebooks").mkdir()
+    monkeypatch.setattr(data, "PROJECT_ROOT", project)
+    monkeypatch.chdir(project / "notebooks")
+    monkeypatch.setenv("FRUITLIB_DATA", "data/x")
+    assert data.find_data() == (project / "data" / "x").resolve()
+    monkeypatch.setenv("FRUITLIB_DATA", "data/nowhere")
+    with pytest.raises(FruitlibError, match="data/nowhere"):
+        data.find_data()
