@@ -102,7 +102,8 @@ def eval_batches(images: torch.Tensor, spec, batch_size: int) -> list[torch.Tens
     """The evaluation view of ``images``, float, in batches: what the backbone sees, prepared in advance."""
     transform = eval_transform(spec.image_size, spec.mean, spec.std)
     with torch_threads(1):
-        return [torch.stack([transform(i) for i in images[s:s + batch_size]]) for s in range(0, len(images), batch_size)]
+        return [torch.stack([transform(i) for i in images[s:s + batch_size]])
+                for s in range(0, len(images), batch_size)]
 
 
 def backbone_forward_seconds(model, batches: list[torch.Tensor], channels_last: bool = True,
@@ -170,7 +171,8 @@ def machine(device: torch.device) -> dict:
 # ----------------------------------------------------------------------------- the settings, measured
 
 
-def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list[int]) -> dict:
+def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list[int],
+                     loader_workers: tuple[int, ...] = (0, 1, 2)) -> dict:
     """CPU settings that matter, each measured: threads, batch size, channels_last, grad mode, loader workers."""
     spec, threads = model_full.spec, torch.get_num_threads()
     cpu = torch.device("cpu")
@@ -209,7 +211,7 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
 
     workers = {}
     data = ImageTensorDataset(images[:n], torch.zeros(n, dtype=torch.long), augment)
-    for w in (0, 1, 2):
+    for w in loader_workers:
         loader = DataLoader(data, batch_size=b, shuffle=True, num_workers=w)
         workers[f"workers_{w}"] = images_per_second(loader)[0]  # includes starting the workers, once per epoch
     out["augmented_loader_images_per_s"] = workers
@@ -445,7 +447,8 @@ def item_recipe(catalog: Catalog, name: str, epochs: int, cap_s: float, device: 
     epoch_s = train_epoch + val_epoch
     return {"image_size": RECIPE["image_size"], "batch_size": RECIPE["batch_size"], "optimizer": "sgd",
             "lr": RECIPE["lr"], "momentum": RECIPE["momentum"], "cache": "none (decoded every epoch)",
-            "epochs_run": trained / n_train, "images_trained": trained, "complete_epochs": all(r["complete"] for r in runs),
+            "epochs_run": trained / n_train, "images_trained": trained,
+            "complete_epochs": all(r["complete"] for r in runs),
             "runs": runs, "epoch_s": epoch_s, "train_epoch_s": train_epoch, "val_pass_s": val_epoch,
             "time_to_model_s": RECIPE["epochs"] * epoch_s, "extrapolated_to_epochs": RECIPE["epochs"],
             "val_accuracy": runs[-1]["val_accuracy"]}
@@ -487,7 +490,10 @@ def table_rows(r: dict) -> list[dict]:
             f"{c['total_s']:.1f} s vs {f['floor_s']:.1f} s", f"{c['ratio']:.2f}x", f"<= {TARGETS['frozen']}x",
             c["ratio"] <= TARGETS["frozen"], "cold",
             f"decode {c['decode_s']:.1f} + features {c['features_s']:.1f} + head {c['head_s']:.1f} s; "
-            f"floor = 1 forward pass over the same {f['images']} photos")
+            f"floor = 1 forward pass over the same {f['images']} photos, mean of "
+            + " and ".join(f"{x:.1f}" for x in f["floor_s_each"]) + " s (before, after)"
+            + ("; UNSTABLE: they differ by over 20%, the machine is busy"
+               if max(f["floor_s_each"]) > max(1.2 * min(f["floor_s_each"]), min(f["floor_s_each"]) + 0.5) else ""))
         w = f["fixed_features_warm_images"]
         add("2b", "same, decoded photos already cached",
             f"{w['total_s']:.1f} s vs {f['floor_s']:.1f} s", f"{w['ratio']:.2f}x", "info", None, "warm photos",
@@ -496,7 +502,7 @@ def table_rows(r: dict) -> list[dict]:
         if dr:
             passes = f["default_run_backbone_passes"]
             ratio = dr["wall_s"] / f["floor_s"]
-            add("2c", f"fruitlib's default run, end to end / floor",
+            add("2c", "fruitlib's default run, end to end / floor",
                 f"{dr['wall_s']:.1f} s vs {f['floor_s']:.1f} s", f"{ratio:.2f}x", "info", None, "cold",
                 f"item 5's `fruitlib train` (start-up, views={DEFAULTS.views}: {passes:.2f} backbone passes by design, "
                 f"{dr['epochs']} epochs, plots): {ratio / passes:.2f}x the floor per pass")
@@ -587,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="data folder (default: $FRUITLIB_DATA, else data/GroceryStoreDataset)")
-    parser.add_argument("--backbone", default="auto", help="auto (fruitlib's default), efficientnet_lite0, resnet50 ...")
+    parser.add_argument("--backbone", default="auto",
+                        help="auto (fruitlib's default), efficientnet_lite0, resnet50 ...")
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of the benchmark itself")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results.json"), help="JSON file")
     parser.add_argument("--device", default="auto", help="auto (fruitlib's default), cpu, cuda")
@@ -689,11 +696,12 @@ def main(argv: list[str] | None = None) -> int:
             with fruitlib_cache(shared_cache):
                 images = load_split(catalog, "train", DEFAULTS.image_size, progress=False).images
             n = min(n_settings, len(images))
-            s = measure_settings(model, images, n, batch_sizes)
+            s = measure_settings(model, images, n, batch_sizes, (0, 1) if args.quick else (0, 1, 2))
             paths = catalog.split("train")["path"].tolist()[:n]
             s["decode_images_per_s"] = measure_decode_threads(paths, stored_size(DEFAULTS.image_size),
                                                               torch.get_num_threads())
-            s["openmp_wait_policy"] = measure_openmp_wait(paths, name, catalog.classes, n)
+            if not args.quick:  # two fresh processes: too slow for a smoke test
+                s["openmp_wait_policy"] = measure_openmp_wait(paths, name, catalog.classes, n)
             return s
 
         results["settings"] = step("settings", "CPU settings, measured", settings)
