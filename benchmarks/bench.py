@@ -29,15 +29,17 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
-from fruitlib.cache import load_split, torch_threads
-from fruitlib.data import (Catalog, ImagePathDataset, ImageTensorDataset, decode, eval_transform, find_data,
-                           make_splits, scan, stored_size, train_transform)
+from fruitlib.augment import PhotoView, eval_transform, torch_threads, train_transform
+from fruitlib.cache import load_split
+from fruitlib.data import (Catalog, ImagePathDataset, ImageTensorDataset, decode, find_data, make_splits, scan,
+                           stored_size)
 from fruitlib.models import build_model, resolve_backbone
 from fruitlib.run import DEFAULT_LR, RunConfig, training_data
 from fruitlib.train import fit, make_optimizer, pick_device, run_epoch, seed_everything
 
 DEFAULTS = RunConfig()  # fruitlib's defaults: what `python -m fruitlib train` runs
 RECIPE = {"image_size": 224, "batch_size": 64, "lr": 1e-4, "momentum": 0.9, "epochs": 30}  # the article's
+EPOCH_ROUNDS = 2  # item 1: epochs timed per loader, alternating decode / cache, after 2 warm-up batches each
 TARGETS = {"pipeline": 5.0, "frozen": 1.5, "last": 3.0, "last_acc_points": 2.0, "recipe": 20.0, "rss_gib": 4.0}
 BEGAN = time.perf_counter()
 
@@ -100,10 +102,33 @@ def images_per_second(loader, n_batches: int | None = None) -> tuple[float, int,
 
 def eval_batches(images: torch.Tensor, spec, batch_size: int) -> list[torch.Tensor]:
     """The evaluation view of ``images``, float, in batches: what the backbone sees, prepared in advance."""
-    transform = eval_transform(spec.image_size, spec.mean, spec.std)
-    with torch_threads(1):
-        return [torch.stack([transform(i) for i in images[s:s + batch_size]])
-                for s in range(0, len(images), batch_size)]
+    view = eval_transform(spec.image_size, spec.mean, spec.std)
+    return [view.batch(torch.stack([view.crop(i) for i in images[s:s + batch_size]]))
+            for s in range(0, len(images), batch_size)]
+
+
+def augment_images_per_s(view: PhotoView, images: torch.Tensor, batch_size: int = 64) -> dict:
+    """fruitlib's training augmentation without a loader: the per-photo crops, then the per-batch colour step."""
+    start = time.perf_counter()
+    crops = [view.crop(image) for image in images]
+    middle = time.perf_counter()
+    for s in range(0, len(crops), batch_size):
+        view.batch(torch.stack(crops[s:s + batch_size]))
+    end = time.perf_counter()
+    return {"crop": len(images) / (middle - start), "batch": len(images) / (end - middle),
+            "both": len(images) / (end - start)}
+
+
+def torchvision_augment_images_per_s(spec, images: torch.Tensor) -> float:
+    """The same augmentation done photo by photo with torchvision's v2 transforms (what fruitlib replaced)."""
+    augment = v2.Compose([v2.RandomResizedCrop(spec.image_size, scale=(0.35, 1.0), antialias=True),
+                          v2.RandomHorizontalFlip(), v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+                          v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])
+    with torch_threads(1):  # its fastest setting for one small photo
+        start = time.perf_counter()
+        for image in images:
+            augment(image)
+        return len(images) / (time.perf_counter() - start)
 
 
 def backbone_forward_seconds(model, batches: list[torch.Tensor], channels_last: bool = True,
@@ -200,19 +225,17 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
     out["grad_mode_images_per_s"] = modes
 
     augment = train_transform(spec.image_size, spec.mean, spec.std)
-    per_photo = {}
+    steps = {}
     for t in thread_options:
         with torch_threads(t):
-            start = time.perf_counter()
-            for image in images[:n]:
-                augment(image)
-            per_photo[f"augment_threads_{t}"] = n / (time.perf_counter() - start)
-    out["per_photo_images_per_s"] = per_photo
+            steps[f"threads_{t}"] = augment_images_per_s(augment, images[:n])
+    out["augment_images_per_s"] = steps
+    out["torchvision_v2_augment_images_per_s"] = torchvision_augment_images_per_s(spec, images[:n])
 
     workers = {}
     data = ImageTensorDataset(images[:n], torch.zeros(n, dtype=torch.long), augment)
     for w in loader_workers:
-        loader = DataLoader(data, batch_size=b, shuffle=True, num_workers=w)
+        loader = DataLoader(data, batch_size=b, shuffle=True, num_workers=w, collate_fn=data.collate)
         workers[f"workers_{w}"] = images_per_second(loader)[0]  # includes starting the workers, once per epoch
     out["augmented_loader_images_per_s"] = workers
     return out
@@ -224,11 +247,8 @@ def probe_openmp(paths: list[str], backbone: str, classes: list[str], n: int) ->
     images = torch.stack([decode(p, stored_size(DEFAULTS.image_size)) for p in paths[:n]])
     seconds = backbone_forward_seconds(model, eval_batches(images, model.spec, 64), True)
     augment = train_transform(model.spec.image_size, model.spec.mean, model.spec.std)
-    start = time.perf_counter()
-    for image in images:
-        augment(image)
     return {"forward_images_per_s": len(images) / seconds,
-            "augment_images_per_s": len(images) / (time.perf_counter() - start),
+            "augment_images_per_s": augment_images_per_s(augment, images)["both"],
             "torch_threads": torch.get_num_threads()}
 
 
@@ -322,15 +342,21 @@ def item_pipeline(catalog: Catalog, size: int, cache: Path) -> tuple[dict, objec
 
     def loader(dataset):
         return DataLoader(dataset, batch_size=DEFAULTS.batch_size, shuffle=True,
-                          generator=torch.Generator().manual_seed(0))
+                          collate_fn=getattr(dataset, "collate", None), generator=torch.Generator().manual_seed(0))
 
     for view, transform in views.items():
-        decoded = ImagePathDataset(rows["path"].tolist(), labels, stored_size(size), transform)
-        cached = ImageTensorDataset(train.images, train.labels, transform)
-        every = images_per_second(loader(decoded))[0]
-        once = images_per_second(loader(cached))[0]
+        decoded = loader(ImagePathDataset(rows["path"].tolist(), labels, stored_size(size), transform))
+        cached = loader(ImageTensorDataset(train.images, train.labels, transform))
+        epochs = {"every": [], "once": []}
+        for round_ in range(EPOCH_ROUNDS + 1):  # round 0 warms up (first-call costs, memory); then epochs alternate
+            for key, data in (("every", decoded), ("once", cached)):
+                if round_:
+                    epochs[key].append(images_per_second(data)[0])
+                else:
+                    images_per_second(data, n_batches=2)
+        every, once = (sum(v) / len(v) for v in epochs.values())
         result[view] = {"decode_every_epoch_images_per_s": every, "decoded_cache_images_per_s": once,
-                        "ratio": once / every}
+                        "ratio": once / every, "epochs_images_per_s": epochs}
     n = len(train.labels) * (DEFAULTS.views + 1)
     features = TensorDataset(torch.zeros(n, SPEC["feature_dim"], 1, 1, dtype=torch.float16),
                              train.labels.repeat(DEFAULTS.views + 1))
@@ -418,7 +444,7 @@ def item_recipe(catalog: Catalog, name: str, epochs: int, cap_s: float, device: 
     seed_everything(0)
     model = build_model(catalog.classes, name, True, "full", image_size=RECIPE["image_size"])
     spec = model.spec
-    to_input = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])  # no augmentation
+    to_input = PhotoView(RECIPE["image_size"], spec.mean, spec.std, train=False)  # the whole photo: no augmentation
     data = {}
     for split in ("train", "val"):
         rows = catalog.split(split)
@@ -426,9 +452,10 @@ def item_recipe(catalog: Catalog, name: str, epochs: int, cap_s: float, device: 
                                        RECIPE["image_size"], to_input)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], "sgd", RECIPE["lr"], 0.0)
     model.to(device)
+    shuffle = torch.Generator().manual_seed(0)
     train_loader = TimeCapped(DataLoader(data["train"], batch_size=RECIPE["batch_size"], shuffle=True,
-                                         generator=torch.Generator().manual_seed(0)), cap_s)
-    val_loader = DataLoader(data["val"], batch_size=RECIPE["batch_size"])  # every photo scored once
+                                         collate_fn=to_input.collate, generator=shuffle), cap_s)
+    val_loader = DataLoader(data["val"], batch_size=RECIPE["batch_size"], collate_fn=to_input.collate)  # all photos
     runs, trained = [], 0
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -474,7 +501,9 @@ def table_rows(r: dict) -> list[dict]:
         add("1", "data pipeline img/s, training augmentation",
             f"{a['decoded_cache_images_per_s']:.0f} cache vs {a['decode_every_epoch_images_per_s']:.0f} decode",
             f"{a['ratio']:.1f}x", f">= {TARGETS['pipeline']:.0f}x", a["ratio"] >= TARGETS["pipeline"], "warm",
-            f"batch {p['batch_size']}, {p['image_size']} px, 0 loader workers; cache built once at "
+            f"batch {p['batch_size']}, {p['image_size']} px, 0 loader workers, mean of {EPOCH_ROUNDS} epochs each "
+            f"(cache: {', '.join(f'{v:.0f}' for v in a['epochs_images_per_s']['once'])}; decode: "
+            f"{', '.join(f'{v:.0f}' for v in a['epochs_images_per_s']['every'])}); cache built once at "
             f"{p['cache_build_images_per_s']:.0f} img/s (cold), read back at {p['cache_load_images_per_s']:.0f} img/s")
         add("1b", "data pipeline img/s, evaluation view",
             f"{e['decoded_cache_images_per_s']:.0f} cache vs {e['decode_every_epoch_images_per_s']:.0f} decode",
@@ -566,8 +595,10 @@ def settings_summary(s: dict) -> list[str]:
         lines.append(f"  {key}: " + ", ".join(f"{k} -> {sum(v) / len(v):.0f} img/s (mean)" for k, v in by.items()))
     g = s["grad_mode_images_per_s"]
     lines.append("grad mode for frozen stages: " + ", ".join(f"{k} {v:.0f}" for k, v in g.items()) + " img/s")
-    lines.append("per-photo augmentation: " + ", ".join(f"{k} {v:.0f}" for k, v in s["per_photo_images_per_s"].items())
-                 + " img/s")
+    lines.append("augmentation (no loader): " + ", ".join(
+        f"{k}: crop per photo {v['crop']:.0f}, colour per batch {v['batch']:.0f}, both {v['both']:.0f}"
+        for k, v in s["augment_images_per_s"].items()) + " img/s; the same with torchvision v2, photo by photo: "
+        f"{s['torchvision_v2_augment_images_per_s']:.0f} img/s")
     lines.append("augmented loader (whole-network training input): "
                  + ", ".join(f"{k} {v:.0f}" for k, v in s["augmented_loader_images_per_s"].items()) + " img/s")
     lines.append("decode one by one (ImagePathDataset): "

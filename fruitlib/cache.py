@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import Catalog, decode, eval_transform, skipped_summary, stored_size, train_transform
+from .augment import PhotoView, eval_transform, torch_threads, train_transform
+from .data import Catalog, decode, skipped_summary, stored_size
 from .errors import FruitlibError
 from .models import FruitNet
 from .weights import atomic_save
@@ -57,25 +57,6 @@ def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True
     return value
 
 
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch operations with ``n`` intra-op threads inside the block, then restore the setting.
-
-    Per-photo work (decoding, crops, flips, colour jitter on one small image) gains nothing from
-    several threads: waking them costs more than the work, and on a busy CPU a waiting thread can
-    stall each small operation for milliseconds (measured: 4-10x slower, see ``benchmarks/``).
-    """
-    before = torch.get_num_threads()
-    if n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _try_decode(path: str, size: int) -> torch.Tensor | str:
     try:
         return decode(path, size)
@@ -95,6 +76,7 @@ def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
                             desc=f"decoding {len(paths)} photos", disable=not progress, leave=False))
     keep = [i for i, r in enumerate(results) if isinstance(r, torch.Tensor)]
     images = torch.stack([results[i] for i in keep]) if keep else torch.empty(0, 3, size, size, dtype=torch.uint8)
+    images = images.contiguous(memory_format=torch.channels_last)  # what crops resize fastest
     skipped = [(p, r) for p, r in zip(paths, results) if isinstance(r, str)]
     return {"images": images, "keep": torch.tensor(keep, dtype=torch.long), "skipped": skipped}
 
@@ -130,6 +112,12 @@ def _weights_digest(model: FruitNet, stop: int) -> str:
     return hasher.hexdigest()[:16]
 
 
+def view_of(model: FruitNet, view: int) -> PhotoView:
+    """The :class:`PhotoView` of view number ``view`` for this model: 0 evaluates, 1, 2, ... augment."""
+    spec = model.spec
+    return (eval_transform if view == 0 else train_transform)(spec.image_size, spec.mean, spec.std)
+
+
 @torch.inference_mode()
 def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
                 batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
@@ -138,16 +126,14 @@ def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0,
     View 0 is the evaluation view (centre crop); views 1, 2, ... are seeded random augmentations.
     When ``stop`` is the last stage, outputs are average-pooled to ``N x C x 1 x 1`` (pooling is linear).
     """
-    spec = model.spec
-    transform = (eval_transform if view == 0 else train_transform)(spec.image_size, spec.mean, spec.std)
+    photo_view = view_of(model, view)
     torch.manual_seed(seed * 1000 + view)
     was_training = model.training
     model.eval()
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc=f"features (view {view})", disable=not progress,
                       leave=False):
-        with torch_threads(1):  # small per-photo transforms: one thread; the batched forward pass: all
-            x = torch.stack([transform(image) for image in images[start:start + batch_size]])
+        x = photo_view.batch(torch.stack([photo_view.crop(image) for image in images[start:start + batch_size]]))
         x = x.to(device)
         y = model.features(x.contiguous(memory_format=torch.channels_last), 0, stop)
         if stop >= len(model.stages):
@@ -160,7 +146,7 @@ def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0,
 def cached_activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
                        device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
     """:func:`activations`, kept on disk under a key made of the weights, the photos, the view and the seed."""
-    key = _digest(_weights_digest(model, stop), model.spec.image_size, stop, view, seed,
+    key = _digest(_weights_digest(model, stop), repr(view_of(model, view)), stop, view, seed,
                   hashlib.sha1(images.numpy().tobytes()).hexdigest())
 
     def make() -> dict:

@@ -36,7 +36,8 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import ImageTensorDataset, eval_transform, find_data, make_splits, scan
+    from .augment import eval_transform
+    from .data import ImageTensorDataset, find_data, make_splits, scan
     from .cache import load_split
     from .evaluate import predict_probs, report
 

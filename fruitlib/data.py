@@ -19,8 +19,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 from sklearn.model_selection import train_test_split
-from torch.utils.data import Dataset
-from torchvision.transforms import v2
+from torch.utils.data import Dataset, default_collate
 
 from .errors import FruitlibError
 
@@ -194,7 +193,7 @@ def skipped_summary(skipped: list[tuple[str, str]]) -> str:
     return "\n".join(f"skipped {len(p)} ({reason}), e.g. {p[0]}" for reason, p in by_reason.items())
 
 
-# ----------------------------------------------------------------------------- decoding and transforms
+# ----------------------------------------------------------------------------- decoding and datasets
 
 
 def stored_size(image_size: int) -> int:
@@ -231,48 +230,49 @@ def decode(path: str | os.PathLike, size: int) -> torch.Tensor:
             image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it is big enough
             image = to_rgb(ImageOps.exif_transpose(image))
     image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)  # channels-last in memory: what crops resize fastest
 
 
-def train_transform(image_size: int, mean: tuple, std: tuple) -> v2.Compose:
-    """Augmentation for training: a random crop of 35-100% of the photo, a flip, a little colour jitter."""
-    return v2.Compose([
-        v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
+class PhotoDataset(Dataset):
+    """Labelled uint8 photos; a view (:mod:`fruitlib.augment`) crops each photo and finishes each batch.
 
+    Give the data loader ``collate_fn=dataset.collate`` (:func:`fruitlib.train.fit` does).
+    """
 
-def eval_transform(image_size: int, mean: tuple, std: tuple) -> v2.Compose:
-    """The deterministic view used to evaluate: the centre crop, normalised like the backbone's inputs."""
-    return v2.Compose([v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
-
-
-class ImageTensorDataset(Dataset):
-    """Decoded uint8 photos held in memory, transformed on access."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
-        self.images, self.labels, self.transform = images, labels, transform
+    def __init__(self, labels: torch.Tensor, view=None):
+        self.labels, self.view = labels, view
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def photo(self, i: int) -> torch.Tensor:
+        raise NotImplementedError
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.images[i]
-        return (self.transform(image) if self.transform else image), self.labels[i]
+        image = self.photo(i)
+        return (self.view.crop(image) if self.view else image), self.labels[i]
+
+    def collate(self, samples: list) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.view.collate(samples) if self.view else default_collate(samples)
 
 
-class ImagePathDataset(Dataset):
+class ImageTensorDataset(PhotoDataset):
+    """Decoded photos held in memory (``N x 3 x S x S`` uint8)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, view=None):
+        super().__init__(labels, view)
+        self.images = images
+
+    def photo(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+class ImagePathDataset(PhotoDataset):
     """Photos decoded from disk on every access: the article's way, kept to measure what caching saves."""
 
-    def __init__(self, paths: list[str], labels: torch.Tensor, size: int, transform=None):
-        self.paths, self.labels, self.size, self.transform = paths, labels, size, transform
+    def __init__(self, paths: list[str], labels: torch.Tensor, size: int, view=None):
+        super().__init__(labels, view)
+        self.paths, self.size = paths, size
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = decode(self.paths[i], self.size)
-        return (self.transform(image) if self.transform else image), self.labels[i]
+    def photo(self, i: int) -> torch.Tensor:
+        return decode(self.paths[i], self.size)

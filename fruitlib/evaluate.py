@@ -8,7 +8,8 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch.utils.data import DataLoader, Dataset
 
-from .data import decode, eval_transform, stored_size
+from .augment import eval_transform
+from .data import decode, stored_size
 from .errors import FruitlibError
 from .models import FruitNet
 
@@ -19,7 +20,7 @@ def predict_probs(model: torch.nn.Module, dataset: Dataset, batch_size: int = 12
     """Softmax probabilities and true labels for every item of ``dataset``, in order."""
     model.eval().to(device)
     probs, labels = [], []
-    for x, y in DataLoader(dataset, batch_size=batch_size):
+    for x, y in DataLoader(dataset, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None)):
         probs.append(torch.softmax(model(x.to(device, torch.float32)), 1).cpu())
         labels.append(y)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()

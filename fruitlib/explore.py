@@ -23,8 +23,9 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .augment import eval_transform
 from .cache import cached_activations
-from .data import Catalog, eval_transform
+from .data import Catalog
 from .evaluate import top_k
 from .models import FruitNet, build_model
 from .plots import image_grid

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from . import plots
+from . import __version__, plots
+from .augment import eval_transform, train_transform
 from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .data import (ImageTensorDataset, eval_transform, find_data, limit_per_class, make_splits, scan,
-                   train_transform, write_manifest)
+from .data import ImageTensorDataset, find_data, limit_per_class, make_splits, scan, write_manifest
 from .errors import FruitlibError
 from .evaluate import predict_probs, report
 from .models import FruitNet, build_model, count_parameters, resolve_backbone
@@ -119,14 +119,17 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
 
 
 def run_params(cfg: RunConfig) -> dict:
-    """The settings as saved in ``params.json``: the config with backbone, mode and learning rate resolved."""
+    """The settings as saved in ``params.json``: the config with backbone, mode and learning rate resolved.
+
+    fruitlib's version is saved too: a run made by another version is not reused (its results may differ).
+    """
     name, why = resolve_backbone(cfg.backbone, cfg.weights)
     mode = cfg.mode or ("full" if cfg.scratch else "frozen")
     if cfg.scratch and mode != "full":
         raise FruitlibError("a network trained from scratch has nothing to freeze: use mode 'full' with --scratch")
     lr = cfg.lr or DEFAULT_LR["scratch" if cfg.scratch else mode]
     return json.loads(json.dumps(dataclasses.asdict(cfg) | {"backbone": name, "backbone_reason": why, "mode": mode,
-                                                             "lr": lr}))
+                                                             "lr": lr, "fruitlib": __version__}))
 
 
 def load_run(out: str | os.PathLike) -> RunResult:

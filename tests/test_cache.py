@@ -179,7 +179,7 @@ def test_activations_are_cached_and_equal_a_direct_computation(lite0, photos, mo
     direct = cache.activations(lite0, photos, stop, progress=False)
     assert torch.equal(first, direct)
     with torch.no_grad():  # and the same as running the network by hand on the centre crops
-        from fruitlib.data import eval_transform
+        from fruitlib.augment import eval_transform
 
         spec = lite0.spec
         x = torch.stack([eval_transform(32, spec.mean, spec.std)(p) for p in photos])

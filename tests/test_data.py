@@ -389,43 +389,7 @@ def test_stored_size_leaves_a_margin_for_the_crop():
     assert data.stored_size(32) == 37
 
 
-# ----------------------------------------------------------------------------- transforms and datasets
-
-
-@pytest.mark.parametrize("backbone, mean, std", [
-    ("efficientnet_lite0", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ("resnet18", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-])
-def test_normalisation_comes_from_the_backbone_spec(backbone, mean, std):
-    from fruitlib.models import build_model
-
-    spec = build_model(["a", "b"], backbone, pretrained=backbone != "resnet18", image_size=32).spec
-    assert spec.mean == pytest.approx(mean) and spec.std == pytest.approx(std)
-    white = torch.full((3, 37, 37), 255, dtype=torch.uint8)
-    x = data.eval_transform(spec.image_size, spec.mean, spec.std)(white)
-    assert x.shape == (3, 32, 32) and x.dtype == torch.float32
-    expected = (1 - torch.tensor(mean)) / torch.tensor(std)
-    assert torch.allclose(x, expected[:, None, None].expand(3, 32, 32), atol=1e-5)
-    train = data.train_transform(spec.image_size, spec.mean, spec.std)
-    [normalise] = [t for t in train.transforms if isinstance(t, data.v2.Normalize)]
-    assert list(normalise.mean) == pytest.approx(mean) and list(normalise.std) == pytest.approx(std)
-    assert train(white).shape == (3, 32, 32)
-
-
-def test_train_transform_augments_randomly():
-    image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 40, 40), dtype=np.uint8))
-    transform = data.train_transform(32, (0.5,) * 3, (0.5,) * 3)
-    torch.manual_seed(0)
-    a, b = transform(image), transform(image)
-    torch.manual_seed(0)
-    assert not torch.equal(a, b) and torch.equal(transform(image), a)
-
-
-def test_eval_transform_is_the_centre_crop():
-    image = torch.zeros(3, 10, 10, dtype=torch.uint8)
-    image[:, 3:7, 3:7] = 255
-    x = data.eval_transform(4, (0, 0, 0), (1, 1, 1))(image)
-    assert torch.equal(x, torch.ones(3, 4, 4))
+# ----------------------------------------------------------------------------- datasets (views: test_augment.py)
 
 
 def test_path_and_tensor_datasets_agree(folder_data):

@@ -60,7 +60,8 @@ def test_a_run_writes_every_output(tiny_run):
 
 def test_the_saved_model_reproduces_the_reported_accuracy(tiny_run):
     from fruitlib.cache import load_split
-    from fruitlib.data import ImageTensorDataset, eval_transform, make_splits, scan
+    from fruitlib.augment import eval_transform
+    from fruitlib.data import ImageTensorDataset, make_splits, scan
     from fruitlib.evaluate import predict_probs
 
     out, data = tiny_run
@@ -192,3 +193,10 @@ def test_reuse_loads_a_finished_run_with_the_same_settings(tiny_run, monkeypatch
     assert result.history["epoch"].tolist() == [1, 2] and not result.model.training
     with pytest.raises(FruitlibError, match="already holds a run"):  # other settings: not reused, not overwritten
         train_run(config(tiny_run[1], out, epochs=3), reuse=True, progress=False)
+
+
+def test_a_run_made_by_another_fruitlib_version_is_not_reused(tiny_run, monkeypatch):
+    out = tiny_run[0]
+    monkeypatch.setattr(run, "__version__", "0.0.1")  # as if the run had been made by this version, then upgraded
+    with pytest.raises(FruitlibError, match="already holds a run"):
+        train_run(config(tiny_run[1], out), reuse=True, progress=False)

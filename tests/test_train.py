@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from fruitlib.data import ImageTensorDataset, train_transform
+from fruitlib.augment import train_transform
+from fruitlib.data import ImageTensorDataset
 from fruitlib.train import COLUMNS, fit, make_optimizer, pick_device, run_epoch
 
 
