@@ -31,8 +31,8 @@ from torchvision.transforms import v2
 
 from fruitlib.augment import PhotoView, eval_transform, torch_threads, train_transform
 from fruitlib.cache import load_split
-from fruitlib.data import (Catalog, ImagePathDataset, ImageTensorDataset, decode, find_data, make_splits, scan,
-                           stored_size)
+from fruitlib.data import (Catalog, ImagePathDataset, ImageTensorDataset, decode, find_data, make_loader,
+                           make_splits, scan, stored_size)
 from fruitlib.models import build_model, resolve_backbone
 from fruitlib.run import DEFAULT_LR, RunConfig, training_data
 from fruitlib.train import fit, make_optimizer, pick_device, run_epoch, seed_everything
@@ -103,8 +103,7 @@ def images_per_second(loader, n_batches: int | None = None) -> tuple[float, int,
 def eval_batches(images: torch.Tensor, spec, batch_size: int) -> list[torch.Tensor]:
     """The evaluation view of ``images``, float, in batches: what the backbone sees, prepared in advance."""
     view = eval_transform(spec.image_size, spec.mean, spec.std)
-    return [view.batch(torch.stack([view.crop(i) for i in images[s:s + batch_size]]))
-            for s in range(0, len(images), batch_size)]
+    return [view.batch(images[s:s + batch_size]) for s in range(0, len(images), batch_size)]
 
 
 def augment_images_per_s(view: PhotoView, images: torch.Tensor, batch_size: int = 64) -> dict:
@@ -113,7 +112,7 @@ def augment_images_per_s(view: PhotoView, images: torch.Tensor, batch_size: int 
     crops = [view.crop(image) for image in images]
     middle = time.perf_counter()
     for s in range(0, len(crops), batch_size):
-        view.batch(torch.stack(crops[s:s + batch_size]))
+        view.finish(torch.stack(crops[s:s + batch_size]))
     end = time.perf_counter()
     return {"crop": len(images) / (middle - start), "batch": len(images) / (end - middle),
             "both": len(images) / (end - start)}
@@ -235,7 +234,7 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
     workers = {}
     data = ImageTensorDataset(images[:n], torch.zeros(n, dtype=torch.long), augment)
     for w in loader_workers:
-        loader = DataLoader(data, batch_size=b, shuffle=True, num_workers=w, collate_fn=data.collate)
+        loader = make_loader(data, b, shuffle=True, num_workers=w)
         workers[f"workers_{w}"] = images_per_second(loader)[0]  # includes starting the workers, once per epoch
     out["augmented_loader_images_per_s"] = workers
     return out
@@ -341,8 +340,7 @@ def item_pipeline(catalog: Catalog, size: int, cache: Path) -> tuple[dict, objec
         result["cache_load_images_per_s"] = len(train.labels) / (time.perf_counter() - start)
 
     def loader(dataset):
-        return DataLoader(dataset, batch_size=DEFAULTS.batch_size, shuffle=True,
-                          collate_fn=getattr(dataset, "collate", None), generator=torch.Generator().manual_seed(0))
+        return make_loader(dataset, DEFAULTS.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
 
     for view, transform in views.items():
         decoded = loader(ImagePathDataset(rows["path"].tolist(), labels, stored_size(size), transform))
@@ -453,9 +451,8 @@ def item_recipe(catalog: Catalog, name: str, epochs: int, cap_s: float, device: 
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], "sgd", RECIPE["lr"], 0.0)
     model.to(device)
     shuffle = torch.Generator().manual_seed(0)
-    train_loader = TimeCapped(DataLoader(data["train"], batch_size=RECIPE["batch_size"], shuffle=True,
-                                         collate_fn=to_input.collate, generator=shuffle), cap_s)
-    val_loader = DataLoader(data["val"], batch_size=RECIPE["batch_size"], collate_fn=to_input.collate)  # all photos
+    train_loader = TimeCapped(make_loader(data["train"], RECIPE["batch_size"], shuffle=True, generator=shuffle), cap_s)
+    val_loader = make_loader(data["val"], RECIPE["batch_size"])  # every photo once
     runs, trained = [], 0
     for epoch in range(epochs):
         start = time.perf_counter()

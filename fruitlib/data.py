@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 from sklearn.model_selection import train_test_split
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from .errors import FruitlibError
 
@@ -234,9 +234,10 @@ def decode(path: str | os.PathLike, size: int) -> torch.Tensor:
 
 
 class PhotoDataset(Dataset):
-    """Labelled uint8 photos; a view (:mod:`fruitlib.augment`) crops each photo and finishes each batch.
+    """Labelled uint8 photos, seen through a view (:mod:`fruitlib.augment`) when one is given.
 
-    Give the data loader ``collate_fn=dataset.collate`` (:func:`fruitlib.train.fit` does).
+    ``dataset[i]`` is one photo as the network sees it and its label; ``dataset[[i, j, ...]]`` a whole batch,
+    made faster (the view's colour and normalisation step runs once per batch): :func:`make_loader` does so.
     """
 
     def __init__(self, labels: torch.Tensor, view=None):
@@ -248,12 +249,12 @@ class PhotoDataset(Dataset):
     def photo(self, i: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.photo(i)
-        return (self.view.crop(image) if self.view else image), self.labels[i]
-
-    def collate(self, samples: list) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.view.collate(samples) if self.view else default_collate(samples)
+    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(index, list):
+            images = [self.photo(i) for i in index]
+            return (self.view.batch(images) if self.view else torch.stack(images)), self.labels[index]
+        image = self.photo(index)
+        return (self.view(image) if self.view else image), self.labels[index]
 
 
 class ImageTensorDataset(PhotoDataset):
@@ -268,7 +269,7 @@ class ImageTensorDataset(PhotoDataset):
 
 
 class ImagePathDataset(PhotoDataset):
-    """Photos decoded from disk on every access: the article's way, kept to measure what caching saves."""
+    """Photos decoded from disk on every access, as the article does, kept to measure what caching saves."""
 
     def __init__(self, paths: list[str], labels: torch.Tensor, size: int, view=None):
         super().__init__(labels, view)
@@ -276,3 +277,16 @@ class ImagePathDataset(PhotoDataset):
 
     def photo(self, i: int) -> torch.Tensor:
         return decode(self.paths[i], self.size)
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                **kwargs) -> DataLoader:
+    """A ``DataLoader`` over ``dataset``; a :class:`PhotoDataset` is fetched a whole batch at a time.
+
+    The batches, their order and their shuffling are those of ``DataLoader(dataset, batch_size, shuffle, ...)``.
+    """
+    if not isinstance(dataset, PhotoDataset):
+        return DataLoader(dataset, batch_size, shuffle, generator=generator, **kwargs)
+    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None,
+                      generator=generator, **kwargs)  # the generator also seeds workers, as in a DataLoader

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .augment import eval_transform
-from .data import decode, stored_size
+from .data import decode, make_loader, stored_size
 from .errors import FruitlibError
 from .models import FruitNet
 
@@ -20,7 +20,7 @@ def predict_probs(model: torch.nn.Module, dataset: Dataset, batch_size: int = 12
     """Softmax probabilities and true labels for every item of ``dataset``, in order."""
     model.eval().to(device)
     probs, labels = [], []
-    for x, y in DataLoader(dataset, batch_size=batch_size, collate_fn=getattr(dataset, "collate", None)):
+    for x, y in make_loader(dataset, batch_size):
         probs.append(torch.softmax(model(x.to(device, torch.float32)), 1).cpu())
         labels.append(y)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()

@@ -17,6 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .data import make_loader
+
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
 
@@ -89,10 +91,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
         shuffle.set_state(resume["shuffle_state"])
         torch.set_rng_state(resume["rng_state"])
         history = list(resume["history"])
-    train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=shuffle,
-                              collate_fn=getattr(train_data, "collate", None), pin_memory=device.type == "cuda")
-    val_loader = (DataLoader(val_data, batch_size=2 * batch_size, collate_fn=getattr(val_data, "collate", None))
-                  if val_data is not None else None)
+    train_loader = make_loader(train_data, batch_size, shuffle=True, generator=shuffle,
+                               pin_memory=device.type == "cuda")
+    val_loader = make_loader(val_data, 2 * batch_size) if val_data is not None else None
     bar = tqdm(range(len(history), epochs), desc="epochs", disable=not progress)
     for epoch in bar:
         start = time.perf_counter()

@@ -9,7 +9,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from fruitlib import augment
 from fruitlib.augment import PhotoView, crop_box, eval_transform, jitter_terms, train_transform
-from fruitlib.data import ImageTensorDataset
+from fruitlib.data import ImageTensorDataset, make_loader
 
 SCALE, RATIO = (0.35, 1.0), (3 / 4, 4 / 3)
 
@@ -94,18 +94,28 @@ def test_without_jitter_the_whole_photo_view_is_a_resize():
     assert torch.allclose(x, expected, atol=1 / 255) or torch.allclose(x, expected.flip(-1), atol=1 / 255)
 
 
-def test_a_loader_batch_equals_the_views_of_each_photo():
+def test_a_batch_equals_the_views_of_each_photo():
     images = torch.stack([photo(37, 37, seed) for seed in range(5)])
     view = eval_transform(32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    one_by_one = torch.stack([view(image) for image in images])
     dataset = ImageTensorDataset(images, torch.arange(5), view)
-    x, y = next(iter(torch.utils.data.DataLoader(dataset, batch_size=5, collate_fn=dataset.collate)))
-    assert torch.equal(y, torch.arange(5))
-    assert torch.allclose(x, torch.stack([view(image) for image in images]), atol=1e-6)
+    fast = next(iter(make_loader(dataset, 5)))  # the whole batch at once
+    plain = next(iter(torch.utils.data.DataLoader(dataset, batch_size=5)))  # photo by photo, default collate
+    for x, y in (fast, plain):
+        assert torch.equal(y, torch.arange(5)) and torch.allclose(x, one_by_one, atol=1e-6)
+
+
+def test_make_loader_shuffles_like_a_data_loader():
+    dataset = ImageTensorDataset(torch.zeros(10, 3, 4, 4, dtype=torch.uint8), torch.arange(10))
+    ours = [y.tolist() for _, y in make_loader(dataset, 4, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    theirs = [y.tolist() for _, y in torch.utils.data.DataLoader(dataset, 4, shuffle=True,
+                                                                 generator=torch.Generator().manual_seed(3))]
+    assert ours == theirs and [len(b) for b in ours] == [4, 4, 2]
 
 
 def test_the_colour_jitter_changes_each_photo_of_a_batch_differently():
     image = photo(37, 37)
     view = PhotoView(32, (0.5,) * 3, (0.5,) * 3, train=True, scale=(1.0, 1.0), ratio=(1.0, 1.0))
     torch.manual_seed(0)
-    x = view.batch(torch.stack([view.crop(image)] * 4))  # one crop four times: only the jitter differs
+    x = view.finish(torch.stack([view.crop(image)] * 4))  # one crop four times: only the jitter differs
     assert len({round(m, 4) for m in x.mean(dim=(1, 2, 3)).tolist()}) == 4
