@@ -125,7 +125,7 @@ class PhotoView:
     def finish(self, crops: torch.Tensor) -> torch.Tensor:
         """Normalised float views of ``N x 3 x size x size`` uint8 crops, colour-jittered when training."""
         n = len(crops)
-        pixels = crops.float().reshape(n, 3, -1)
+        pixels = crops.to(torch.float32, copy=True).reshape(n, 3, -1)  # a copy: the steps below work in place
         if not (self.train and self.jitter):
             return pixels.mul_(self.gain).add_(self.shift).view(n, 3, self.size, self.size)  # (x / 255 - mean) / std
         k, t = jitter_terms(pixels, 1 - self.jitter + 2 * self.jitter * torch.rand(n, 3))

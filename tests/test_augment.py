@@ -119,3 +119,11 @@ def test_the_colour_jitter_changes_each_photo_of_a_batch_differently():
     torch.manual_seed(0)
     x = view.finish(torch.stack([view.crop(image)] * 4))  # one crop four times: only the jitter differs
     assert len({round(m, 4) for m in x.mean(dim=(1, 2, 3)).tolist()}) == 4
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_finishing_a_batch_leaves_the_crops_alone(train):
+    crops = torch.rand(2, 3, 8, 8) * 255  # float crops too: the steps work in place, on a copy
+    before = crops.clone()
+    PhotoView(8, (0.5,) * 3, (0.5,) * 3, train=train).finish(crops)
+    assert torch.equal(crops, before)
