@@ -7,9 +7,9 @@ The augmentation is torchvision's recipe - ``RandomResizedCrop`` (its sampling),
 * per batch, :meth:`PhotoView.finish`: colour jitter and normalisation of all crops at once, in place
   (brightness, contrast and saturation are each a blend, so together they are one affine map per photo).
 
-Done with ``torchvision.transforms.v2`` one operation at a time, the augmentation costs about 0.9 ms per 128-px
-photo on a CPU, as much as decoding the JPEG, and caching decoded photos gains little; this way it costs about
-0.15 ms (``benchmarks/``, item 1). ``tests/test_augment.py`` checks both steps against torchvision's functions.
+Done with ``torchvision.transforms.v2`` one operation at a time, the augmentation cost about 1 ms per 128-px
+photo on our 2-core CPU, as much as decoding the JPEG, so caching decoded photos gained little; this way it costs
+about 0.25 ms (``benchmarks/``: the settings section times both). ``tests/test_augment.py`` checks both steps against torchvision's functions.
 """
 from __future__ import annotations
 

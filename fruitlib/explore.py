@@ -107,11 +107,11 @@ def random_twin(model: FruitNet, images: torch.Tensor, seed: int = 0, calibrate:
     for norm in (m for m in twin.stages.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
         norm.reset_running_stats()
         norm.momentum = None  # a plain average over the calibration batches
-    transform = eval_transform(spec.image_size, spec.mean, spec.std)
+    view = eval_transform(spec.image_size, spec.mean, spec.std)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:calibrate]
     twin.stages.train()
     for start in range(0, len(pick), 64):
-        twin.features(torch.stack([transform(image) for image in images[pick[start:start + 64]]]))
+        twin.features(view.batch(images[pick[start:start + 64]]))
     return twin.eval()
 
 
