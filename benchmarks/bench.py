@@ -10,6 +10,7 @@ Timings live here, never in the tests.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
@@ -35,7 +37,7 @@ from fruitlib.data import (Catalog, ImagePathDataset, ImageTensorDataset, decode
                            make_splits, scan, stored_size)
 from fruitlib.models import build_model, resolve_backbone
 from fruitlib.run import DEFAULT_LR, RunConfig, training_data
-from fruitlib.train import fit, make_optimizer, pick_device, run_epoch, seed_everything
+from fruitlib.train import fit, loader_workers, make_optimizer, native_bf16, pick_device, run_epoch, seed_everything
 
 DEFAULTS = RunConfig()  # fruitlib's defaults: what `python -m fruitlib train` runs
 RECIPE = {"image_size": 224, "batch_size": 64, "lr": 1e-4, "momentum": 0.9, "epochs": 30}  # the article's
@@ -73,18 +75,17 @@ def drop(folder: Path, pattern: str = "*.pt") -> None:
 
 
 class TimeCapped:
-    """A loader that stops handing out batches after ``seconds`` (counting the images it handed out)."""
+    """A loader that stops handing out batches once ``deadline`` (a ``perf_counter`` time) has passed."""
 
-    def __init__(self, loader: DataLoader, seconds: float):
-        self.loader, self.seconds, self.seen, self.complete = loader, seconds, 0, True
+    def __init__(self, loader: DataLoader, deadline: float):
+        self.loader, self.deadline, self.seen, self.complete = loader, deadline, 0, True
 
     def __iter__(self):
-        deadline = time.perf_counter() + self.seconds
         self.seen, self.complete = 0, True
         for x, y in self.loader:
             yield x, y
             self.seen += len(y)
-            if time.perf_counter() > deadline and self.seen < len(self.loader.dataset):
+            if time.perf_counter() > self.deadline and self.seen < len(self.loader.dataset):
                 self.complete = False
                 return
 
@@ -141,7 +142,10 @@ def backbone_forward_seconds(model, batches: list[torch.Tensor], channels_last: 
     context = {"inference": torch.inference_mode, "no_grad": torch.no_grad, "grad": torch.enable_grad}[grad]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     with context():
-        model.features(batches[0][:4].to(device).contiguous(memory_format=fmt))  # warm-up (first-call costs)
+        for x in batches if device.type == "cuda" else batches[:1]:  # warm-up: first-call costs; on a GPU also
+            model.features(x.to(device).contiguous(memory_format=fmt))  # its clocks and a kernel choice per shape
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         for x in batches:
             x = x.to(device).contiguous(memory_format=fmt)
@@ -176,6 +180,14 @@ def subset_data(catalog: Catalog, per_class: int, dest: Path) -> Path:
     return dest
 
 
+def load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15-minute load averages (NaN where the system does not report them)."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (float("nan"),) * 3
+
+
 def machine(device: torch.device) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
@@ -187,7 +199,7 @@ def machine(device: torch.device) -> dict:
                                       torch.__config__.parallel_info().splitlines() if "parallel backend" in line), ""),
             "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
             "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_at_start": os.getloadavg(),
+            "load_average_at_start": load_average(),
             "environment": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
                                                            "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")}}
 
@@ -280,6 +292,65 @@ def measure_decode_threads(paths: list[str], size: int, threads: int) -> dict:
             for p in paths:
                 decode(p, size)
             out[f"decode_threads_{t}"] = len(paths) / (time.perf_counter() - start)
+    return out
+
+
+def train_step_images_per_s(model, x: torch.Tensor, y: torch.Tensor, bf16: bool, steps: int) -> float:
+    """Training steps (forward, backward, AdamW) per second on one batch already on the GPU, times its size."""
+    optimizer = make_optimizer(list(model.parameters()), "adamw", 1e-4, 1e-4)
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = nn.functional.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):  # warm-up: cuDNN picks its kernels, memory is allocated
+        step()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    return len(x) * steps / (time.perf_counter() - start)
+
+
+def measure_gpu_settings(catalog: Catalog, name: str, images: torch.Tensor, labels: torch.Tensor,
+                         device: torch.device, steps: int = 10) -> dict:
+    """GPU settings of whole-network training at the article's 224 px, each measured: bfloat16 autocast,
+    channels_last and batch size of a training step; loader workers and pinned memory for augmented photos."""
+    base = build_model(catalog.classes, name, False, "full", image_size=RECIPE["image_size"])  # speed: any weights
+    view = train_transform(RECIPE["image_size"], base.spec.mean, base.spec.std)
+    out: dict = {"train_step": [], "photo_loader": [],
+                 "fruitlib": {"bf16_autocast": native_bf16(device), "channels_last": True, "pin_memory": True,
+                              "loader_workers": loader_workers(device)}}
+    for bf16 in (False, True):
+        for channels_last in (False, True):
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            for batch in (64, 128):
+                model = copy.deepcopy(base).to(device, memory_format=fmt).train()
+                x = view.batch(images[:batch]).to(device).contiguous(memory_format=fmt)
+                speed = train_step_images_per_s(model, x, labels[:batch].to(device), bf16, steps)
+                out["train_step"].append({"bf16_autocast": bf16, "channels_last": channels_last, "batch_size": batch,
+                                          "images_per_s": speed})
+                del model, x
+    data = ImageTensorDataset(images, labels, view)
+    for workers in sorted({0, 4, loader_workers(device)}):
+        for pin in (False, True):
+            loader = make_loader(data, DEFAULTS.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0),
+                                 num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+            speeds = []
+            for _ in range(2):  # as fit uses it: workers started once; the second epoch is the steady state
+                start, seen = time.perf_counter(), 0
+                for x, _ in loader:
+                    x.to(device, non_blocking=True)
+                    seen += len(x)
+                torch.cuda.synchronize()
+                speeds.append(seen / (time.perf_counter() - start))
+            out["photo_loader"].append({"workers": workers, "pin_memory": pin, "first_epoch_images_per_s": speeds[0],
+                                        "images_per_s": speeds[1]})
+            del loader
     return out
 
 
@@ -451,7 +522,8 @@ def item_recipe(catalog: Catalog, name: str, epochs: int, cap_s: float, device: 
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], "sgd", RECIPE["lr"], 0.0)
     model.to(device)
     shuffle = torch.Generator().manual_seed(0)
-    train_loader = TimeCapped(make_loader(data["train"], RECIPE["batch_size"], shuffle=True, generator=shuffle), cap_s)
+    deadline = time.perf_counter() + cap_s  # for all the epochs together: the last one may be cut short
+    train_loader = TimeCapped(make_loader(data["train"], RECIPE["batch_size"], shuffle=True, generator=shuffle), deadline)
     val_loader = make_loader(data["val"], RECIPE["batch_size"])  # every photo once
     runs, trained = [], 0
     for epoch in range(epochs):
@@ -463,18 +535,20 @@ def item_recipe(catalog: Catalog, name: str, epochs: int, cap_s: float, device: 
         _, val_acc = run_epoch(model, val_loader, device)
         runs.append({"train_s": train_s, "images": train_loader.seen, "complete": train_loader.complete,
                      "val_s": time.perf_counter() - start, "val_accuracy": val_acc, "train_loss": train_loss})
-        if not train_loader.complete:
+        if not train_loader.complete or time.perf_counter() > deadline:
             break
     n_train = len(data["train"])
     train_epoch = sum(r["train_s"] for r in runs) / trained * n_train  # seconds per full epoch, by images
     val_epoch = sum(r["val_s"] for r in runs) / len(runs)
     epoch_s = train_epoch + val_epoch
+    measured_all = len(runs) >= RECIPE["epochs"] and runs[-1]["complete"]
     return {"image_size": RECIPE["image_size"], "batch_size": RECIPE["batch_size"], "optimizer": "sgd",
             "lr": RECIPE["lr"], "momentum": RECIPE["momentum"], "cache": "none (decoded every epoch)",
             "epochs_run": trained / n_train, "images_trained": trained,
             "complete_epochs": all(r["complete"] for r in runs),
             "runs": runs, "epoch_s": epoch_s, "train_epoch_s": train_epoch, "val_pass_s": val_epoch,
-            "time_to_model_s": RECIPE["epochs"] * epoch_s, "extrapolated_to_epochs": RECIPE["epochs"],
+            "time_to_model_s": sum(r["train_s"] + r["val_s"] for r in runs[:RECIPE["epochs"]]) if measured_all
+            else RECIPE["epochs"] * epoch_s, "extrapolated": not measured_all, "extrapolated_to_epochs": RECIPE["epochs"],
             "val_accuracy": runs[-1]["val_accuracy"]}
 
 
@@ -518,7 +592,7 @@ def table_rows(r: dict) -> list[dict]:
             f"decode {c['decode_s']:.1f} + features {c['features_s']:.1f} + head {c['head_s']:.1f} s; "
             f"floor = 1 forward pass over the same {f['images']} photos, mean of "
             + " and ".join(f"{x:.1f}" for x in f["floor_s_each"]) + " s (before, after)"
-            + ("; UNSTABLE: they differ by over 20%, the machine is busy"
+            + ("; UNSTABLE: they differ by over 20% (a busy machine, or a GPU still warming up)"
                if max(f["floor_s_each"]) > max(1.2 * min(f["floor_s_each"]), min(f["floor_s_each"]) + 0.5) else ""))
         w = f["fixed_features_warm_images"]
         add("2b", "same, decoded photos already cached",
@@ -554,7 +628,8 @@ def table_rows(r: dict) -> list[dict]:
         add("4b", f"time to a finished model ({RECIPE['epochs']} vs {dr['epochs']} epochs)",
             f"{rc['time_to_model_s'] / 60:.0f} min vs {dr['wall_s']:.0f} s", f"{ratio_model:.0f}x",
             f">= {TARGETS['recipe']:.0f}x", ratio_model >= TARGETS["recipe"], "none vs cold",
-            f"recipe EXTRAPOLATED from {rc['epochs_run']:.2f} measured epoch(s); default = whole "
+            (f"recipe EXTRAPOLATED from {rc['epochs_run']:.2f} measured epoch(s)" if rc.get("extrapolated", True)
+             else f"recipe MEASURED: all {RECIPE['epochs']} epochs run") + "; default = whole "
             f"`fruitlib train` wall time incl. start-up, decoding, features, plots")
         add("4c", "val accuracy beside those times",
             f"{rc['val_accuracy']:.1%} vs {dr['val_accuracy']:.1%}", "", "info", None, "",
@@ -608,6 +683,22 @@ def settings_summary(s: dict) -> list[str]:
     return lines
 
 
+def gpu_settings_summary(g: dict) -> list[str]:
+    steps = g["train_step"]
+    best = max(steps, key=lambda r: r["images_per_s"])
+    mine = next(r for r in steps if r["bf16_autocast"] and r["channels_last"] and r["batch_size"] == DEFAULTS.batch_size)
+    lines = [f"training step, best: bf16 {best['bf16_autocast']}, channels_last {best['channels_last']}, "
+             f"batch {best['batch_size']}: {best['images_per_s']:.0f} img/s",
+             f"training step, fruitlib's choice (bf16, channels_last, batch {DEFAULTS.batch_size}): "
+             f"{mine['images_per_s']:.0f} img/s ({mine['images_per_s'] / best['images_per_s']:.0%} of best)"]
+    lines += ["  " + ", ".join(f"bf16 {r['bf16_autocast']}, cl {r['channels_last']}, batch {r['batch_size']}: "
+                               f"{r['images_per_s']:.0f}" for r in steps)]
+    lines.append("augmented photos to the GPU (224 px, 2nd epoch): " + ", ".join(
+        f"{r['workers']} workers{' pinned' if r['pin_memory'] else ''} {r['images_per_s']:.0f}"
+        for r in g["photo_loader"]) + f" img/s; fruitlib uses {g['fruitlib']['loader_workers']} workers, pinned")
+    return lines
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -629,11 +720,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="head epochs in item 2 (default: fruitlib's 10; quick 2)")
     parser.add_argument("--compare-epochs", type=int, help="epochs of each run in item 3 (default 2; quick 1)")
     parser.add_argument("--recipe-epochs", type=int, default=1, help="article-recipe epochs to time (item 4)")
-    parser.add_argument("--recipe-cap", type=float, help="stop a recipe epoch after this many seconds and "
-                                                         "extrapolate (default: what is left of --budget)")
+    parser.add_argument("--recipe-cap", type=float, help="stop the recipe's epochs after this many seconds in all "
+                                                         "and extrapolate (default: what is left of --budget)")
     parser.add_argument("--budget", type=float, default=540.0, help="seconds the whole benchmark aims at: the "
                         "article recipe (measured last) gets what the other items left, 20 s at least")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["settings", "1", "2", "3", "4", "5"],
+    parser.add_argument("--skip", nargs="*", default=[], choices=["settings", "gpu", "1", "2", "3", "4", "5"],
                         help="items to leave out (4 needs 5)")
     args = parser.parse_args(argv)
 
@@ -664,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     if info["load_average_at_start"][0] > 0.5 * (info["cores_usable"] or 1):
         log("WARNING: the machine is busy (load average above half the cores): timings will be slow and noisy")
 
-    probe = build_model(catalog.classes, name, True, "frozen", image_size=DEFAULTS.image_size)
+    probe = build_model(catalog.classes, name, False, "frozen", image_size=DEFAULTS.image_size)  # its shapes only
     SPEC.update(mean=probe.spec.mean, std=probe.spec.std, feature_dim=probe.head.in_features)
     del probe
 
@@ -734,6 +825,15 @@ def main(argv: list[str] | None = None) -> int:
 
         results["settings"] = step("settings", "CPU settings, measured", settings)
         save(partial=True)
+
+        def gpu_settings():
+            with fruitlib_cache(shared_cache):
+                train = load_split(catalog, "train", RECIPE["image_size"], progress=False)
+            return measure_gpu_settings(catalog, name, train.images, train.labels, device, 2 if args.quick else 10)
+
+        if device.type == "cuda":
+            results["gpu_settings"] = step("gpu", "GPU settings, measured", gpu_settings)
+            save(partial=True)
         recipe_cap = args.recipe_cap or (5.0 if args.quick else max(20.0, args.budget - (time.perf_counter() - BEGAN)))
         results["recipe_cap_s"] = recipe_cap
         results["recipe"] = step("4", f"4. the article's recipe (whole network, 224 px, decoded every epoch; "
@@ -741,7 +841,7 @@ def main(argv: list[str] | None = None) -> int:
                                  lambda: item_recipe(catalog, name, args.recipe_epochs, recipe_cap, device))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    results["machine"]["load_average_at_end"] = os.getloadavg()
+    results["machine"]["load_average_at_end"] = load_average()
     results["total_s"] = time.perf_counter() - BEGAN
     save(partial=False)
     results = {k: v for k, v in results.items() if v is not None}
@@ -753,8 +853,13 @@ def main(argv: list[str] | None = None) -> int:
               % (results["settings"]["images"], DEFAULTS.image_size))
         for line in settings_summary(results["settings"]):
             print("  " + line)
+    if "gpu_settings" in results:
+        print(f"\nGPU settings ({info['gpu']}, {RECIPE['image_size']} px, whole network):")
+        for line in gpu_settings_summary(results["gpu_settings"]):
+            print("  " + line)
     load = results["machine"]["load_average_at_end"][0]
-    print(f"\nbackbone {name}; {results['n_train']} train photos; {info['cores']} cores; load average "
+    print(f"\nbackbone {name}; {results['n_train']} train photos; {info['cores']} cores; {info['gpu'] or 'no GPU'}; "
+          f"load average "
           f"{info['load_average_at_start'][0]:.1f} -> {load:.1f}; total {results['total_s']:.0f} s"
           + ("; QUICK smoke test: figures not meaningful" if args.quick else ""))
     print("seconds per item: " + ", ".join(f"{k} {v:.0f}" for k, v in results["seconds_per_item"].items()))

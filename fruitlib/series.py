@@ -14,14 +14,31 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 
 
 def notebook_parameters(params: dict, notebook: Path) -> dict:
-    """Shared parameters plus the notebook's own section (keyed by its number, e.g. ``"04"``), only those it declares."""
+    """Shared parameters plus the notebook's own section (keyed by its number, e.g. ``"04"``), only those it declares.
+
+    A name in the notebook's own section that it does not declare is an error, never silently dropped.
+    """
     import papermill
 
     declared = papermill.inspect_notebook(str(notebook))
     number = notebook.name[:2]
-    section = params.get(number) or (params.get(int(number)) if number.isdigit() else None)  # YAML reads 04 as 4
-    wanted = {k: v for k, v in params.items() if not isinstance(v, dict)} | (section or {})
+    section = params.get(number) or (params.get(int(number)) if number.isdigit() else None) or {}  # YAML: 04 is 4
+    unknown = sorted(set(section) - set(declared))
+    if unknown:
+        raise FruitlibError(f"{notebook.name} has no parameter {', '.join(unknown)} (section \"{number}\" of the "
+                            f"parameters file); it declares: {', '.join(declared)}")
+    wanted = {k: v for k, v in params.items() if not isinstance(v, dict)} | section
     return {k: v for k, v in wanted.items() if k in declared}
+
+
+def check_shared(params: dict, notebooks: list[Path]) -> None:
+    """A shared parameter that no notebook declares is a typo: say so before anything runs."""
+    import papermill
+
+    declared = {name for notebook in notebooks for name in papermill.inspect_notebook(str(notebook))}
+    unknown = sorted(k for k, v in params.items() if not isinstance(v, dict) and k not in declared)
+    if unknown:
+        raise FruitlibError(f"no notebook has a parameter {', '.join(unknown)}: check the parameters file")
 
 
 def run_series(out: str | os.PathLike = "runs/series", params_file: str | None = None,
@@ -32,9 +49,13 @@ def run_series(out: str | os.PathLike = "runs/series", params_file: str | None =
     params = yaml.safe_load(Path(params_file).read_text()) if params_file else {}
     if params_file and not isinstance(params, dict):
         raise FruitlibError(f"{params_file} must hold a YAML mapping of parameter names to values")
-    notebooks = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb") if not only or p.name[:2] in only)
+    every = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    notebooks = [p for p in every if not only or p.name[:2] in only]
     if not notebooks:
         raise FruitlibError(f"no notebooks found in {NOTEBOOKS} (for {only})")
+    check_shared(params, every)
+    for notebook in notebooks:  # every section is checked before the first notebook runs
+        notebook_parameters(params, notebook)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -2,11 +2,18 @@
 
 Loss and accuracy are epoch means over every image; validation scores every image once (no shuffle,
 no dropped batch). After each epoch a callback receives the full training state, so a checkpoint can
-be written and a stopped run resumed exactly.
+be written and a stopped run resumed exactly (on the CPU; on a GPU, loader workers draw their own
+augmentations and GPU kernels are not bit-for-bit repeatable).
+
+Images and convolution weights are channels-last on every device (benchmarks/: training steps 1.2-1.8x faster on
+the CPU, 1.3-2x on an H200). On a GPU also: bfloat16 mixed precision where the card has it natively, pinned
+memory, and loader workers that augment photos in parallel (see :func:`loader_workers`).
 """
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import time
 from typing import Callable
 
@@ -17,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .data import make_loader
+from .data import PhotoDataset, make_loader
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
@@ -31,6 +38,30 @@ def pick_device(device: str = "auto") -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def loader_workers(device: torch.device) -> int:
+    """Processes that augment training photos: none on the CPU, where they would take cores from the network
+    (benchmarks/: 0 workers was fastest on 2 cores), up to 8 beside a GPU, which one process cannot keep busy.
+
+    Workers hand batches over in shared memory: with under 2 GiB free there (Docker's default is 64 MiB), none.
+    """
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        shared = shutil.disk_usage("/dev/shm").free
+    except OSError:
+        shared = 0
+    return min(8, cores - 1) if shared >= 2 * 2**30 else 0
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Mixed precision in bfloat16 on GPUs that compute it natively (Ampere and newer); elsewhere float32.
+
+    (Older cards such as Colab's T4 would emulate it, slower than float32.)
+    """
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def seed_everything(seed: int) -> None:
@@ -51,10 +82,12 @@ def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device,
     """One pass over ``loader``; trains when an optimizer is given. Returns (mean loss, accuracy)."""
     model.train(optimizer is not None)
     total_loss, correct, seen = 0.0, 0, 0
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")  # mixed precision on GPUs
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=native_bf16(device))
     with torch.set_grad_enabled(optimizer is not None):
         for x, y in loader:
             x, y = x.to(device, torch.float32, non_blocking=True), y.to(device, non_blocking=True)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
                 logits = model(x)
             loss = nn.functional.cross_entropy(logits.float(), y)
@@ -79,7 +112,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
     device = pick_device(device) if isinstance(device, str) else device
     seed_everything(seed)
     torch.set_flush_denormal(True)  # tiny gradients late in training otherwise slow CPUs down ten-fold
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)  # the layout of the fastest convolutions, CPU and GPU
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr, weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
@@ -91,8 +124,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
         shuffle.set_state(resume["shuffle_state"])
         torch.set_rng_state(resume["rng_state"])
         history = list(resume["history"])
-    train_loader = make_loader(train_data, batch_size, shuffle=True, generator=shuffle,
-                               pin_memory=device.type == "cuda")
+    workers = loader_workers(device) if isinstance(train_data, PhotoDataset) else 0
+    train_loader = make_loader(train_data, batch_size, shuffle=True, generator=shuffle, pin_memory=device.type == "cuda",
+                               num_workers=workers, persistent_workers=workers > 0)
     val_loader = make_loader(val_data, 2 * batch_size) if val_data is not None else None
     bar = tqdm(range(len(history), epochs), desc="epochs", disable=not progress)
     for epoch in bar:

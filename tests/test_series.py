@@ -29,11 +29,29 @@ PARAMETERS = "data_dir = None  # the data\nfigures_dir = '../figures'\nseed = 0\
 def test_only_declared_parameters_and_the_notebooks_own_section(tmp_path):
     notebook = make_notebook(tmp_path / "04-transfer.ipynb", PARAMETERS)
     params = {"seed": 1, "lr": 0.5, "backbone": "resnet50", "epochs": 2,
-              "04": {"epochs": 9, "mode": "full"}, "05": {"epochs": 7, "seed": 5}}
+              "04": {"epochs": 9}, "05": {"epochs": 7, "seed": 5}}
     assert series.notebook_parameters(params, notebook) == {"seed": 1, "epochs": 9}
     other = make_notebook(tmp_path / "05-scratch.ipynb", PARAMETERS)
     assert series.notebook_parameters(params, other) == {"seed": 5, "epochs": 7}
     assert series.notebook_parameters({}, notebook) == {}
+
+
+def test_a_name_the_notebook_does_not_declare_is_an_error_not_dropped(tmp_path):
+    notebook = make_notebook(tmp_path / "04-transfer.ipynb", PARAMETERS)
+    with pytest.raises(FruitlibError, match="04-transfer.ipynb has no parameter mode") as error:
+        series.notebook_parameters({"04": {"epochs": 9, "mode": "full"}}, notebook)
+    assert one_line(str(error.value)) and "epochs" in str(error.value)  # it lists what the notebook declares
+    with pytest.raises(FruitlibError, match="no notebook has a parameter epoch"):
+        series.check_shared({"epoch": 3, "seed": 1}, [notebook])
+
+
+def test_the_shipped_parameter_files_name_only_declared_parameters():
+    for params_file in sorted(Path(series.PROJECT_ROOT, "params").glob("*.yaml")):
+        params = yaml.safe_load(params_file.read_text())
+        every = sorted(series.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+        series.check_shared(params, every)
+        for notebook in every:
+            series.notebook_parameters(params, notebook)  # raises on a name the notebook does not declare
 
 
 def test_an_unquoted_yaml_section_number_still_applies(tmp_path):
@@ -46,7 +64,8 @@ def test_an_unquoted_yaml_section_number_still_applies(tmp_path):
 def notebooks(tmp_path, monkeypatch):
     folder = tmp_path / "notebooks"
     make_notebook(folder / "01-first.ipynb", PARAMETERS, "print('first', seed, epochs)")
-    make_notebook(folder / "02-second.ipynb", PARAMETERS, "raise ValueError(f'broken on purpose {seed}')")
+    make_notebook(folder / "02-second.ipynb", PARAMETERS + "backbone = 'auto'\n",
+                  "raise ValueError(f'broken on purpose {seed}')")
     (folder / "README.ipynb").write_text("not part of the series")
     monkeypatch.setattr(series, "NOTEBOOKS", folder)
     return folder
@@ -62,7 +81,7 @@ def test_run_series_executes_into_the_run_folder_with_parameters(notebooks, tmp_
     executed = nbformat.read(written, as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "seed = 4" in injected[0].source and "epochs = 6" in injected[0].source
-    assert "backbone" not in injected[0].source  # not declared by the notebook
+    assert "backbone" not in injected[0].source  # declared by 02, not by this notebook
     assert "first 4 6" in executed.cells[-1].outputs[0]["text"]
     assert "01-first.ipynb" in capsys.readouterr().out
 
@@ -80,3 +99,11 @@ def test_nothing_to_run_and_bad_parameter_files(notebooks, tmp_path):
     bad.write_text("- seed\n- epochs\n")
     with pytest.raises(FruitlibError, match="YAML mapping"):
         series.run_series(tmp_path / "out", str(bad))
+
+
+def test_a_bad_section_stops_the_series_before_any_notebook_runs(notebooks, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text('"02":\n  mode: full\n')
+    with pytest.raises(FruitlibError, match="02-second.ipynb has no parameter mode"):
+        series.run_series(tmp_path / "out", str(params))
+    assert not (tmp_path / "out" / "01-first.ipynb").exists()  # 01 did not run first

@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 
 from fruitlib.augment import train_transform
 from fruitlib.data import ImageTensorDataset
-from fruitlib.train import COLUMNS, fit, make_optimizer, pick_device, run_epoch
+from fruitlib.train import COLUMNS, fit, loader_workers, make_optimizer, native_bf16, pick_device, run_epoch
 
 
 def blobs(n: int, seed: int) -> TensorDataset:
@@ -196,3 +196,15 @@ def test_optimizers_and_devices():
     assert isinstance(make_optimizer(params, "adamw", 0.1, 1e-4), torch.optim.AdamW)
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_convolutions_train_channels_last_and_the_cpu_needs_no_loader_workers():
+    model = TinyConvNet()
+    seen = []
+    model.body[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    fit(model, photos(12, 0), None, epochs=1, batch_size=6, device="cpu", progress=False)
+    conv = model.body[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert seen and all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
+    cpu = torch.device("cpu")
+    assert loader_workers(cpu) == 0 and not native_bf16(cpu)
