@@ -11,7 +11,8 @@ from torch.utils.data import TensorDataset
 
 from fruitlib.augment import train_transform
 from fruitlib.data import ImageTensorDataset
-from fruitlib.train import COLUMNS, fit, loader_workers, make_optimizer, native_bf16, pick_device, run_epoch
+from fruitlib.train import (COLUMNS, fit, loader_workers, make_optimizer, memory_format, native_bf16, pick_device,
+                            run_epoch)
 
 
 def blobs(n: int, seed: int) -> TensorDataset:
@@ -208,3 +209,4 @@ def test_convolutions_train_channels_last_and_the_cpu_needs_no_loader_workers():
     assert seen and all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
     cpu = torch.device("cpu")
     assert loader_workers(cpu) == 0 and not native_bf16(cpu)
+    assert memory_format(cpu) == torch.channels_last and memory_format(torch.device("mps")) == torch.contiguous_format
