@@ -122,9 +122,11 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
     out["frozen_forward_best"], out["frozen_forward_fruitlib"] = best, default
 
     b = 64 if 64 in batch_sizes else batch_sizes[0]
-    modes = {g: half / backbone_forward_seconds(model_full, batches[b], True, cpu, g)
-             for g in ("inference", "no_grad", "grad")}
-    out["grad_mode_images_per_s"] = modes
+    grads, rounds = ("inference", "no_grad", "grad"), {}
+    for order in (grads, grads[::-1]):  # both orders, best of two, as above
+        for g in order:
+            rounds.setdefault(g, []).append(half / backbone_forward_seconds(model_full, batches[b], True, cpu, g))
+    out["grad_mode_images_per_s"] = {g: max(v) for g, v in rounds.items()}
 
     augment = train_transform(spec.image_size, spec.mean, spec.std)
     steps = {}
