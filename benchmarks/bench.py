@@ -410,7 +410,7 @@ def table_rows(r: dict) -> list[dict]:
         add("4b", f"time to a finished model ({RECIPE['epochs']} vs {dr['epochs']} epochs)",
             f"{rc['time_to_model_s'] / 60:.0f} min vs {dr['wall_s']:.0f} s", f"{ratio_model:.0f}x",
             f">= {TARGETS['recipe']:.0f}x", ratio_model >= TARGETS["recipe"], "none vs cold",
-            (f"recipe EXTRAPOLATED from {rc['epochs_run']:.2f} measured epoch(s)" if rc.get("extrapolated", True)
+            (f"recipe EXTRAPOLATED from {rc['epochs_run']:.2f} measured epoch(s)" if rc["extrapolated"]
              else f"recipe MEASURED: all {RECIPE['epochs']} epochs run")
             + "; default = whole `fruitlib train` wall time incl. start-up, decoding, features, plots")
         add("4c", "val accuracy beside those times",

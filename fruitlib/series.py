@@ -41,6 +41,12 @@ def check_shared(params: dict, notebooks: list[Path]) -> None:
         raise FruitlibError(f"no notebook has a parameter {', '.join(unknown)}: check the parameters file")
 
 
+def series_parameters(params: dict, notebooks: list[Path], every: list[Path]) -> dict[Path, dict]:
+    """The parameters of each of ``notebooks``, every name checked (against ``every`` notebook) before any runs."""
+    check_shared(params, every)
+    return {notebook: notebook_parameters(params, notebook) for notebook in notebooks}
+
+
 def run_series(out: str | os.PathLike = "runs/series", params_file: str | None = None,
                only: list[str] | None = None) -> list[Path]:
     """Run every ``notebooks/NN-*.ipynb`` (or those whose name starts with one of ``only``); print each run time."""
@@ -53,9 +59,7 @@ def run_series(out: str | os.PathLike = "runs/series", params_file: str | None =
     notebooks = [p for p in every if not only or p.name[:2] in only]
     if not notebooks:
         raise FruitlibError(f"no notebooks found in {NOTEBOOKS} (for {only})")
-    check_shared(params, every)
-    for notebook in notebooks:  # every section is checked before the first notebook runs
-        notebook_parameters(params, notebook)
+    parameters = series_parameters(params, notebooks, every)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -63,7 +67,7 @@ def run_series(out: str | os.PathLike = "runs/series", params_file: str | None =
         began = time.perf_counter()
         target = out / notebook.name
         try:
-            papermill.execute_notebook(str(notebook), str(target), parameters=notebook_parameters(params, notebook),
+            papermill.execute_notebook(str(notebook), str(target), parameters=parameters[notebook],
                                        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
         except papermill.PapermillExecutionError as error:
             raise FruitlibError(f"{notebook.name} failed in cell {error.exec_count} ({error.ename}: "

@@ -49,9 +49,7 @@ def test_the_shipped_parameter_files_name_only_declared_parameters():
     for params_file in sorted(Path(series.PROJECT_ROOT, "params").glob("*.yaml")):
         params = yaml.safe_load(params_file.read_text())
         every = sorted(series.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
-        series.check_shared(params, every)
-        for notebook in every:
-            series.notebook_parameters(params, notebook)  # raises on a name the notebook does not declare
+        series.series_parameters(params, every, every)  # raises on a name a notebook does not declare
 
 
 def test_an_unquoted_yaml_section_number_still_applies(tmp_path):
