@@ -100,7 +100,8 @@ def backbone_forward_seconds(model, batches: list[torch.Tensor], channels_last: 
 
 def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list[int],
                      loader_workers: tuple[int, ...] = (0, 1, 2)) -> dict:
-    """CPU settings that matter, each measured: threads, batch size, channels_last, grad mode, loader workers."""
+    """CPU settings that matter, each measured: threads, batch size, channels_last (inference and training), grad
+    mode, loader workers."""
     spec, threads = model_full.spec, torch.get_num_threads()
     cpu = torch.device("cpu")
     out: dict = {"images": n, "default_threads": threads}
@@ -142,6 +143,16 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
         loader = make_loader(data, b, shuffle=True, num_workers=w)
         workers[f"workers_{w}"] = images_per_second(loader)[0]  # includes starting the workers, once per epoch
     out["augmented_loader_images_per_s"] = workers
+
+    x, y = eval_batches(images[:32], spec, 32)[0], torch.zeros(32, dtype=torch.long)  # whole-network training
+    steps: dict = {}
+    for order in ((False, True), (True, False)):  # both orders, best of two
+        for cl in order:
+            fmt = torch.channels_last if cl else torch.contiguous_format
+            model = copy.deepcopy(model_full).to(memory_format=fmt).train()
+            speed = train_step_images_per_s(model, x.contiguous(memory_format=fmt), y, False, steps=2, warmup=1)
+            steps.setdefault("channels_last" if cl else "contiguous", []).append(speed)
+    out["train_step_images_per_s"] = {k: max(v) for k, v in steps.items()}
     return out
 
 
@@ -188,24 +199,27 @@ def measure_decode_threads(paths: list[str], size: int, threads: int) -> dict:
     return out
 
 
-def train_step_images_per_s(model, x: torch.Tensor, y: torch.Tensor, bf16: bool, steps: int) -> float:
-    """Training steps (forward, backward, AdamW) per second on one batch already on the GPU, times its size."""
+def train_step_images_per_s(model, x: torch.Tensor, y: torch.Tensor, bf16: bool, steps: int, warmup: int = 3) -> float:
+    """Training steps (forward, backward, AdamW) per second on one batch already on its device, times its size."""
     optimizer = make_optimizer(list(model.parameters()), "adamw", 1e-4, 1e-4)
+    gpu = x.device.type == "cuda"
 
     def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and gpu):
             loss = nn.functional.cross_entropy(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):  # warm-up: cuDNN picks its kernels, memory is allocated
+    for _ in range(warmup):  # cuDNN picks its kernels, memory is allocated
         step()
-    torch.cuda.synchronize()
+    if gpu:
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    if gpu:
+        torch.cuda.synchronize()
     return len(x) * steps / (time.perf_counter() - start)
 
 
@@ -266,6 +280,10 @@ def settings_summary(s: dict) -> list[str]:
         f"{k}: crop per photo {v['crop']:.0f}, colour per batch {v['batch']:.0f}, both {v['both']:.0f}"
         for k, v in s["augment_images_per_s"].items()) + " img/s; the same with torchvision v2, photo by photo: "
         f"{s['torchvision_v2_augment_images_per_s']:.0f} img/s")
+    if "train_step_images_per_s" in s:
+        t = s["train_step_images_per_s"]
+        lines.append(f"training step, whole network, float32, batch 32: channels_last {t['channels_last']:.0f}, "
+                     f"contiguous {t['contiguous']:.0f} img/s (fit uses channels_last)")
     lines.append("augmented loader (whole-network training input): "
                  + ", ".join(f"{k} {v:.0f}" for k, v in s["augmented_loader_images_per_s"].items()) + " img/s")
     lines.append("decode one by one (ImagePathDataset): "
