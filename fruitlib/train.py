@@ -5,10 +5,10 @@ no dropped batch). After each epoch a callback receives the full training state,
 be written and a stopped run resumed exactly (on the CPU; on a GPU, loader workers draw their own
 augmentations and GPU kernels are not bit-for-bit repeatable).
 
-Images and convolution weights are channels-last on the CPU and on CUDA GPUs (benchmarks/: training steps
-1.2-1.8x faster on our CPU, 1.3-1.6x on an H200; Apple's mps keeps the default layout, unmeasured). On a CUDA
-GPU also: bfloat16 mixed precision where the card has it natively, pinned memory, and loader workers that
-augment photos in parallel (see :func:`loader_workers`).
+Images and convolution weights are channels-last on the CPU and on CUDA GPUs, where benchmarks/ measured
+faster training steps with it (Apple's mps keeps the default layout, unmeasured). On a CUDA GPU also:
+bfloat16 mixed precision where the card has it natively, pinned memory, and loader workers that augment
+photos in parallel (see :func:`loader_workers`).
 """
 from __future__ import annotations
 
