@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -126,7 +127,7 @@ def machine(device: torch.device) -> dict:
         else platform.processor()
     return {"cpu": cpu, "cores": os.cpu_count(),
             "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "opencv": cv2.__version__,
             "parallel_backend": next((line.split(":", 1)[1].strip() for line in
                                       torch.__config__.parallel_info().splitlines() if "parallel backend" in line), ""),
             "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from fruitlib.augment import PhotoView, eval_transform, torch_threads, train_transform
+from fruitlib.augment import PhotoView, eval_transform, num_threads, train_transform
 from fruitlib.data import Catalog, ImageTensorDataset, decode, make_loader, stored_size
 from fruitlib.models import build_model
 from fruitlib.run import RunConfig
@@ -48,10 +48,10 @@ def eval_batches(images: torch.Tensor, spec, batch_size: int) -> list[torch.Tens
 def augment_images_per_s(view: PhotoView, images: torch.Tensor, batch_size: int = 64) -> dict:
     """fruitlib's training augmentation without a loader: the per-photo crops, then the per-batch colour step."""
     start = time.perf_counter()
-    crops = [view.crop(image) for image in images]
+    crops = view.crops(images)
     middle = time.perf_counter()
     for s in range(0, len(crops), batch_size):
-        view.finish(torch.stack(crops[s:s + batch_size]))
+        view.finish(crops[s:s + batch_size])
     end = time.perf_counter()
     return {"crop": len(images) / (middle - start), "batch": len(images) / (end - middle),
             "both": len(images) / (end - start)}
@@ -62,7 +62,7 @@ def torchvision_augment_images_per_s(spec, images: torch.Tensor) -> float:
     augment = v2.Compose([v2.RandomResizedCrop(spec.image_size, scale=(0.35, 1.0), antialias=True),
                           v2.RandomHorizontalFlip(), v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
                           v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])
-    with torch_threads(1):  # its fastest setting for one small photo
+    with num_threads(1):  # its fastest setting for one small photo
         start = time.perf_counter()
         for image in images:
             augment(image)
@@ -112,7 +112,7 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
     speeds: dict = {c: [] for c in configs}
     for round_ in range(2):  # the second round in reverse order, best of two: less bias from drifting load
         for t, cl, b in configs if round_ == 0 else configs[::-1]:
-            with torch_threads(t):
+            with num_threads(t):
                 speeds[(t, cl, b)].append(half / backbone_forward_seconds(model_full, batches[b], cl, cpu))
     forward = [{"threads": t, "channels_last": cl, "batch_size": b, "images_per_s": max(v), "rounds": v}
                for (t, cl, b), v in speeds.items()]
@@ -132,7 +132,7 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
     augment = train_transform(spec.image_size, spec.mean, spec.std)
     steps = {}
     for t in thread_options:
-        with torch_threads(t):
+        with num_threads(t):
             steps[f"threads_{t}"] = augment_images_per_s(augment, images[:n])
     out["augment_images_per_s"] = steps
     out["torchvision_v2_augment_images_per_s"] = torchvision_augment_images_per_s(spec, images[:n])
@@ -191,7 +191,7 @@ def measure_decode_threads(paths: list[str], size: int, threads: int) -> dict:
     """decode() one photo after another at 1 and at all torch threads (what ImagePathDataset does)."""
     out = {}
     for t in sorted({1, threads}):
-        with torch_threads(t):
+        with num_threads(t):
             start = time.perf_counter()
             for p in paths:
                 decode(p, size)

@@ -1,15 +1,19 @@
 """What the network sees of a decoded photo: a random augmented crop to train on, the centre crop to evaluate.
 
-The augmentation is torchvision's recipe - ``RandomResizedCrop`` (its sampling), a horizontal flip, then
-``ColorJitter`` of brightness, contrast and saturation, then ``Normalize`` - split in two steps as fastai does:
+The augmentation is torchvision's recipe - ``RandomResizedCrop`` (its sampling, bilinear), a horizontal flip,
+then ``ColorJitter`` of brightness, contrast and saturation, then ``Normalize`` - done in two steps:
 
-* per photo, :meth:`PhotoView.crop`: the box, resized in uint8 and channels-last (torch's fast path), flipped;
-* per batch, :meth:`PhotoView.finish`: colour jitter and normalisation of all crops at once, in place
-  (brightness, contrast and saturation are each a blend, so together they are one affine map per photo).
+* :meth:`PhotoView.crops`, per photo, in uint8 with OpenCV: the box resized and flipped;
+* :meth:`PhotoView.finish`, per batch: the colour jitter, one 3 x 4 colour matrix per photo applied by OpenCV in
+  uint8 (brightness, contrast and saturation are each a blend, so together they are one affine map), then the
+  normalisation of the whole batch to float, channels-last (the memory layout fruitlib's networks run fastest in).
 
-Done with ``torchvision.transforms.v2`` one operation at a time, the augmentation cost about 1 ms per 128-px
-photo on our 2-core CPU, as much as decoding the JPEG, so caching decoded photos gained little; this way it costs
-about 0.25 ms (``benchmarks/``: the settings section times both). ``tests/test_augment.py`` checks both steps against torchvision's functions.
+Done with ``torchvision.transforms.v2`` one operation at a time, the augmentation cost about 1.5 ms per 128-px
+photo on our 2-core CPU, as much as decoding the JPEG, so caching decoded photos gained little. With torch's own
+uint8 operations (fruitlib 0.2) it cost about 0.4 ms; OpenCV's resize and colour transform bring it to about
+0.15 ms, and the training loader over cached photos delivers 2.2x the photos it did (``benchmarks/README.md``).
+The resize is bilinear without antialiasing: a stored photo is at most 8/7 the size of its crop, too little
+shrinking to alias. ``tests/test_augment.py`` checks both steps against torchvision's functions.
 """
 from __future__ import annotations
 
@@ -17,30 +21,31 @@ import math
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
+import cv2
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-GREY = torch.tensor([0.2989, 0.587, 0.114])  # torchvision's rgb_to_grayscale weights
+GREY = np.array([0.2989, 0.587, 0.114])  # torchvision's rgb_to_grayscale weights
 TRIES = 10  # RandomResizedCrop's attempts at a box that fits, before it falls back to the centre
 
 
 @contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch operations with ``n`` intra-op threads inside the block, then restore the setting.
+def num_threads(n: int) -> Iterator[None]:
+    """Run torch and OpenCV operations with ``n`` threads inside the block, then restore the settings.
 
-    Per-photo work (decoding, crops, flips on one small image) gains nothing from several threads:
+    Per-photo work (decoding, crops, colours of one small image) gains nothing from several threads:
     waking them costs more than the work, and on a busy CPU a waiting thread can stall each small
-    operation for milliseconds (measured: 3-10x slower, see ``benchmarks/``).
+    operation for milliseconds (measured: 3-10x slower, see ``benchmarks/``). OpenCV kept to the calling
+    thread also starts no thread pool, which ``DataLoader`` workers forked later could deadlock on.
     """
-    before = torch.get_num_threads()
-    if n == before:
-        yield
-        return
+    before = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(n)
+    cv2.setNumThreads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
 
 
 def crop_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -67,72 +72,92 @@ def crop_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[f
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def jitter_terms(pixels: torch.Tensor, factors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Brightness ``b``, then contrast ``c``, then saturation ``s`` of ``N x 3 x P`` pixels as ``y = k * x + t``.
+def jitter_matrices(factors: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Brightness ``b``, then contrast ``c``, then saturation ``s`` as one ``3 x 4`` colour matrix per photo.
 
     Each step is torchvision's blend of the image with black, with its mean grey, with its grey version, so
-    together ``k = c b s`` per photo and ``t = c b (1 - s) grey(x) + (1 - c) b mean(grey(x))`` per pixel
-    (``factors`` is ``N x 3``). torchvision clamps between the steps; here only the result is (they differ
-    only at the extremes).
+    together ``y = c b s x + c b (1 - s) grey(x) + (1 - c) b mean`` for every pixel ``x`` (an RGB column), where
+    ``mean`` is the photo's mean grey level. ``factors`` is ``N x 3`` (b, c, s), ``means`` has ``N`` values;
+    the matrices (``N x 3 x 4``) act on ``[r, g, b, 1]``. torchvision clamps between the steps; applied in uint8,
+    these are clamped once, at the end (the two differ only at the extremes).
     """
-    b, c, s = (f[:, None, None] for f in factors.unbind(1))
-    grey = torch.matmul(GREY, pixels).unsqueeze(1)  # N x 1 x P
-    mean = grey.mean(2, keepdim=True)
-    return c * b * s, grey.mul_(c * b * (1 - s)).add_((1 - c) * b * mean)
+    b, c, s = factors.T
+    matrices = np.zeros((len(factors), 3, 4))
+    matrices[:, :, :3] = (c * b * (1 - s))[:, None, None] * GREY  # the grey term, the same in every channel
+    matrices[:, [0, 1, 2], [0, 1, 2]] += (c * b * s)[:, None]
+    matrices[:, :, 3] = ((1 - c) * b * means)[:, None]
+    return matrices
+
+
+def pixels(image: torch.Tensor) -> np.ndarray:
+    """A ``3 x H x W`` uint8 tensor as an ``H x W x 3`` array for OpenCV (no copy when it is channels-last)."""
+    return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
 
 
 class PhotoView:
     """A uint8 ``3 x S x S`` photo to a normalised float ``3 x size x size`` view, augmented when ``train``.
 
-    ``view(image)`` does one photo, ``view.batch(images)`` several at once (faster: :meth:`finish` runs once).
+    ``view(image)`` does one photo, ``view.batch(images)`` several at once (faster: the randomness is drawn and
+    the normalisation done once per batch). Views are float, channels-last in memory.
     """
 
     def __init__(self, size: int, mean: tuple, std: tuple, train: bool, scale: tuple[float, float] = (0.35, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), jitter: float = 0.2):
         self.size, self.train, self.scale, self.ratio, self.jitter = size, train, scale, ratio, jitter
-        std_ = torch.tensor(std, dtype=torch.float32)[:, None]
-        self.gain, self.shift = 1 / (255 * std_), -torch.tensor(mean, dtype=torch.float32)[:, None] / std_
-        self.bounds = list(zip(self.shift[:, 0].tolist(), (self.shift + 255 * self.gain)[:, 0].tolist()))
+        std_ = torch.tensor(std, dtype=torch.float32)
+        self.gain = (1 / (255 * std_)).repeat(size)  # per channel, repeated along a row of channels-last pixels
+        self.shift = (-torch.tensor(mean, dtype=torch.float32) / std_).repeat(size)
 
     def __repr__(self) -> str:
-        kind = f"train, scale={self.scale}, ratio={self.ratio}, jitter={self.jitter}" if self.train else "eval"
+        kind = (f"train, scale={self.scale}, ratio={self.ratio}, jitter={self.jitter}, OpenCV bilinear, uint8 colour"
+                if self.train else "eval")
         return f"PhotoView(size={self.size}, {kind}, mean/std from the backbone)"
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return self.finish(self.crop(image)[None])[0]
+        return self.batch([image])[0]
 
     def batch(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
         """The views of several photos as one ``N x 3 x size x size`` batch."""
-        with torch_threads(1):
-            crops = torch.stack([self.crop(image) for image in images])
-        return self.finish(crops)
+        return self.finish(self.crops(images))
 
-    def crop(self, image: torch.Tensor) -> torch.Tensor:
-        """The uint8 ``3 x size x size`` crop of one photo: random box and flip to train, the centre to evaluate."""
-        height, width = image.shape[-2:]
-        if not self.train:
-            top, left = (height - self.size) // 2, (width - self.size) // 2
-            if min(top, left) < 0:
-                raise ValueError(f"photo of {height}x{width} px is smaller than the {self.size}-px view")
-            return image[:, top:top + self.size, left:left + self.size]
-        with torch_threads(1):  # one small photo: threads would cost more than they save
-            u = torch.rand(2 * TRIES + 3).tolist()  # box tries, box position, flip
-            top, left, h, w = crop_box(height, width, self.scale, self.ratio, u[:-1])
-            box = image[None, :, top:top + h, left:left + w]
-            box = (box.flip(-1) if u[-1] < 0.5 else box).contiguous(memory_format=torch.channels_last)
-            return F.interpolate(box, size=(self.size, self.size), mode="bilinear", antialias=True)[0]
+    def crops(self, images: Sequence[torch.Tensor]) -> np.ndarray:
+        """The uint8 ``N x size x size x 3`` crops: random box and flip to train, the centre to evaluate."""
+        out = np.empty((len(images), self.size, self.size, 3), np.uint8)
+        draws = torch.rand(len(images), 2 * TRIES + 3).tolist() if self.train else []  # box tries, place, flip
+        with num_threads(1):  # one small photo at a time: threads would cost more than they save
+            for i, image in enumerate(images):
+                if self.train:
+                    self._random_crop(pixels(image), draws[i], out[i])
+                else:
+                    out[i] = self._centre(pixels(image))
+        return out
 
-    def finish(self, crops: torch.Tensor) -> torch.Tensor:
-        """Normalised float views of ``N x 3 x size x size`` uint8 crops, colour-jittered when training."""
+    def _centre(self, photo: np.ndarray) -> np.ndarray:
+        height, width = photo.shape[:2]
+        top, left = (height - self.size) // 2, (width - self.size) // 2
+        if min(top, left) < 0:
+            raise ValueError(f"photo of {height}x{width} px is smaller than the {self.size}-px view")
+        return photo[top:top + self.size, left:left + self.size]
+
+    def _random_crop(self, photo: np.ndarray, u: list[float], out: np.ndarray) -> None:
+        top, left, h, w = crop_box(*photo.shape[:2], self.scale, self.ratio, u[:-1])
+        cv2.resize(photo[top:top + h, left:left + w], (self.size, self.size), dst=out, interpolation=cv2.INTER_LINEAR)
+        if u[-1] < 0.5:
+            cv2.flip(out, 1, dst=out)
+
+    def finish(self, crops: np.ndarray) -> torch.Tensor:
+        """Normalised float views (``N x 3 x size x size``, channels-last) of :meth:`crops`, colour-jittered in
+        place when training."""
         n = len(crops)
-        pixels = crops.to(torch.float32, copy=True).reshape(n, 3, -1)  # a copy: the steps below work in place
-        if not (self.train and self.jitter):
-            return pixels.mul_(self.gain).add_(self.shift).view(n, 3, self.size, self.size)  # (x / 255 - mean) / std
-        k, t = jitter_terms(pixels, 1 - self.jitter + 2 * self.jitter * torch.rand(n, 3))
-        pixels.mul_(k * self.gain).addcmul_(t, self.gain).add_(self.shift)  # jitter and normalise, in place
-        for channel, (low, high) in enumerate(self.bounds):  # clamp to pixel values 0..255, normalised
-            pixels[:, channel].clamp_(low, high)  # (one channel at a time: scalar bounds are the fast path)
-        return pixels.view(n, 3, self.size, self.size)
+        if self.train and self.jitter:
+            factors = 1 - self.jitter + 2 * self.jitter * torch.rand(n, 3, dtype=torch.float64).numpy()
+            with num_threads(1):
+                means = np.array([cv2.mean(crop)[:3] for crop in crops]).reshape(n, 3) @ GREY
+                for crop, matrix in zip(crops, jitter_matrices(factors, means)):
+                    cv2.transform(crop, matrix, dst=crop)  # rounded, and clamped to 0..255
+        x = torch.from_numpy(crops).to(torch.float32).view(n, self.size, 3 * self.size)
+        x.mul_(self.gain).add_(self.shift)  # (x / 255 - mean) / std
+        return x.view(n, self.size, self.size, 3).permute(0, 3, 1, 2)
 
 
 def train_transform(image_size: int, mean: tuple, std: tuple) -> PhotoView:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .augment import PhotoView, eval_transform, torch_threads, train_transform
+from .augment import PhotoView, eval_transform, num_threads, train_transform
 from .data import Catalog, decode, skipped_summary, stored_size
 from .errors import FruitlibError
 from .models import FruitNet
@@ -71,12 +71,12 @@ def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
 
     The parallelism is one photo per thread, so each thread's torch operations run single-threaded.
     """
-    with torch_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    with num_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(tqdm(pool.map(lambda p: _try_decode(p, size), paths), total=len(paths),
                             desc=f"decoding {len(paths)} photos", disable=not progress, leave=False))
     keep = [i for i, r in enumerate(results) if isinstance(r, torch.Tensor)]
     images = torch.stack([results[i] for i in keep]) if keep else torch.empty(0, 3, size, size, dtype=torch.uint8)
-    images = images.contiguous(memory_format=torch.channels_last)  # what crops resize fastest
+    images = images.contiguous(memory_format=torch.channels_last)  # what OpenCV reads as is
     skipped = [(p, r) for p, r in zip(paths, results) if isinstance(r, str)]
     return {"images": images, "keep": torch.tensor(keep, dtype=torch.long), "skipped": skipped}
 

@@ -230,7 +230,7 @@ def decode(path: str | os.PathLike, size: int) -> torch.Tensor:
             image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it is big enough
             image = to_rgb(ImageOps.exif_transpose(image))
     image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1)  # channels-last in memory: what crops resize fastest
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)  # channels-last: what OpenCV reads as is
 
 
 class PhotoDataset(Dataset):
