@@ -10,7 +10,7 @@ then ``ColorJitter`` of brightness, contrast and saturation, then ``Normalize`` 
 
 Done with ``torchvision.transforms.v2`` one operation at a time, the augmentation cost about 1.5 ms per 128-px
 photo on our 2-core CPU, as much as decoding the JPEG, so caching decoded photos gained little. With torch's own
-uint8 operations (fruitlib 0.2) it cost about 0.4 ms; OpenCV's resize and colour transform bring it to about
+uint8 operations (fruitlib 0.2) it cost about 0.3 ms; OpenCV's resize and colour transform bring it to about
 0.15 ms, and the training loader over cached photos delivers 2.2x the photos it did (``benchmarks/README.md``).
 The resize is bilinear without antialiasing: a stored photo is at most 8/7 the size of its crop, too little
 shrinking to alias. ``tests/test_augment.py`` checks both steps against torchvision's functions.
