@@ -133,8 +133,8 @@ def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0,
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc=f"features (view {view})", disable=not progress,
                       leave=False):
-        x = photo_view.batch(images[start:start + batch_size]).to(device)
-        y = model.features(x.contiguous(memory_format=torch.channels_last), 0, stop)
+        x = photo_view.batch(images[start:start + batch_size]).to(device)  # channels-last, as the view makes it
+        y = model.features(x, 0, stop)
         if stop >= len(model.stages):
             y = y.mean(dim=(2, 3), keepdim=True)
         out.append(y.to("cpu", torch.float16))
