@@ -33,8 +33,8 @@ from fruitlib.augment import PhotoView, eval_transform, train_transform
 from fruitlib.cache import load_split
 from fruitlib.data import (Catalog, ImagePathDataset, ImageTensorDataset, find_data, make_loader, make_splits, scan,
                            stored_size)
-from fruitlib.models import build_model, resolve_backbone
-from fruitlib.run import DEFAULT_LR, training_data
+from fruitlib.models import build_model, param_groups, resolve_backbone
+from fruitlib.run import DEFAULT_LR, rates, training_data
 from fruitlib.train import fit, make_optimizer, pick_device, run_epoch, seed_everything
 from settings import (DEFAULTS, backbone_forward_seconds, eval_batches, gpu_settings_summary, images_per_second,
                       measure_decode_threads, measure_gpu_settings, measure_openmp_wait, measure_settings,
@@ -231,7 +231,7 @@ def frozen_transfer(catalog: Catalog, name: str, views: int, epochs: int, device
     times["decode_s"] = time.perf_counter() - start
     module, train_ds, val_ds = training_data(model, train, val, cfg, device, progress=False)
     times["features_s"] = time.perf_counter() - start - times["decode_s"]
-    history = fit(module, train_ds, val_ds, epochs=epochs, lr=DEFAULT_LR["frozen"], batch_size=cfg.batch_size,
+    history = fit(module, train_ds, val_ds, epochs=epochs, lr=DEFAULT_LR, batch_size=cfg.batch_size,
                   optimizer=cfg.optimizer, seed=cfg.seed, device=device, progress=False)
     times["total_s"] = time.perf_counter() - start
     times["head_s"] = times["total_s"] - times["decode_s"] - times["features_s"]
@@ -278,11 +278,13 @@ def item_last(catalog: Catalog, name: str, epochs: int, cache: Path, device: tor
             start = time.perf_counter()
             module, train_ds, val_ds = training_data(model, train, val, DEFAULTS, device, progress=False)
             prepare = time.perf_counter() - start
-            history = fit(module, train_ds, val_ds, epochs=epochs, lr=DEFAULT_LR[mode], batch_size=DEFAULTS.batch_size,
-                          optimizer=DEFAULTS.optimizer, seed=DEFAULTS.seed, device=device, progress=False)
+            lr, backbone_lr = rates(DEFAULTS, mode)  # fruitlib's rates for the mode
+            history = fit(module, train_ds, val_ds, epochs=epochs, lr=lr, batch_size=DEFAULTS.batch_size,
+                          optimizer=DEFAULTS.optimizer, seed=DEFAULTS.seed, device=device, progress=False,
+                          groups=param_groups(model, lr, backbone_lr))
             result[mode] = {"prepare_s": prepare, "epoch_s": float(history["seconds"].mean()),
                             "epoch_s_all": history["seconds"].tolist(), "train_items_per_epoch": len(train_ds),
-                            "total_s": time.perf_counter() - start, "lr": DEFAULT_LR[mode],
+                            "total_s": time.perf_counter() - start, "lr": lr, "backbone_lr": backbone_lr,
                             "val_accuracy": float(history["val_acc"].iloc[-1]),
                             "val_accuracy_all": history["val_acc"].tolist()}
     result["ratio"] = result["full"]["epoch_s"] / result["last"]["epoch_s"]

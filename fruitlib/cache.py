@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from . import __version__
 from .augment import PhotoView, eval_transform, num_threads, train_transform
 from .data import Catalog, decode, skipped_summary, stored_size
 from .errors import FruitlibError
@@ -43,6 +44,22 @@ def _digest(*parts: object) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
 
 
+def fingerprint(tensor: torch.Tensor) -> str:
+    """A hash of a tensor's shape, type and values (e.g. decoded photos), for cache keys: its ``repr`` is abridged."""
+    hasher = hashlib.sha1(f"{tuple(tensor.shape)} {tensor.dtype}".encode())
+    hasher.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return hasher.hexdigest()
+
+
+def _plain(value: object) -> bool:
+    """Whether ``value`` is made of what a cache entry can hold: tensors, numbers, strings, lists and dicts of them."""
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, int)) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor)
+
+
 def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True) -> dict:
     """Load ``name-key.pt`` from the cache folder, or make it and save it atomically."""
     path = cache_dir() / f"{name}-{key}.pt"
@@ -55,6 +72,23 @@ def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True
     if use_cache:
         atomic_save(value, path)
     return value
+
+
+def remember(name: str, settings: dict, make: Callable[[], dict]) -> dict:
+    """``make()`` once per ``settings`` and fruitlib version, kept in the cache folder; later calls load it.
+
+    For a notebook's own experiments (a training run outside :func:`fruitlib.run.train_run`): ``settings``
+    must name everything the result depends on, the photos included (:func:`fingerprint`). ``make`` returns
+    tensors, Python numbers and strings, and lists or dicts of them (``float(x)``, ``frame.to_dict("list")``).
+    """
+    def checked() -> dict:
+        value = make()
+        if not _plain(value):
+            raise FruitlibError(f"{name}: remember() keeps tensors, Python numbers, strings, lists and dicts only; "
+                                "convert the result (float(x), frame.to_dict('list'))")
+        return value
+
+    return cached(name, _digest(__version__, sorted(settings.items())), checked)
 
 
 def _try_decode(path: str, size: int) -> torch.Tensor | str:
@@ -144,9 +178,10 @@ def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0,
 
 def cached_activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
                        device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
-    """:func:`activations`, kept on disk under a key made of the weights, the photos, the view and the seed."""
-    key = _digest(_weights_digest(model, stop), repr(view_of(model, view)), stop, view, seed,
-                  hashlib.sha1(images.numpy().tobytes()).hexdigest())
+    """:func:`activations`, kept on disk under a key made of the weights, the photos, the view and (for the random
+    views, not the evaluation view 0) the seed."""
+    seed = seed if view else 0  # the evaluation view draws nothing at random: one entry serves every seed
+    key = _digest(_weights_digest(model, stop), repr(view_of(model, view)), stop, view, seed, fingerprint(images))
 
     def make() -> dict:
         return {"x": activations(model, images, stop, view, seed, device=device, progress=progress)}

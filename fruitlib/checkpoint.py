@@ -39,7 +39,8 @@ def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = 
     """Rebuild the network described in a checkpoint and load its weights (in eval mode)."""
     state = load_checkpoint(path)
     spec = ModelSpec(**state["spec"])
-    model = build_model(spec.classes, spec.backbone, pretrained=False, image_size=spec.image_size)
+    model = build_model(spec.classes, spec.backbone, pretrained=False, image_size=spec.image_size,
+                        dropout=state["params"].get("dropout", False))  # trains on as it was trained
     load_into(model, state["model"], path, f"a {spec.backbone} with {len(spec.classes)} classes")
     model.spec = spec
     return model.to(device).eval()

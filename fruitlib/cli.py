@@ -9,6 +9,7 @@ import contextlib
 import json
 import sys
 
+from . import stats
 from .errors import FruitlibError
 from .run import RunConfig
 
@@ -20,7 +21,8 @@ def _train(args: argparse.Namespace) -> None:
 
     cfg = RunConfig(data=args.data, out=args.out, backbone=args.backbone, scratch=args.scratch, mode=args.mode,
                     epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
-                    optimizer=args.optimizer, views=args.views, cache=not args.no_cache, seed=args.seed,
+                    backbone_lr=args.backbone_lr, optimizer=args.optimizer, views=args.views, dropout=args.dropout,
+                    cache=not args.no_cache, seed=args.seed,
                     labels=args.labels, category=args.category, per_class=args.per_class, weights=args.weights,
                     device=args.device)
     try:
@@ -29,17 +31,17 @@ def _train(args: argparse.Namespace) -> None:
         raise FruitlibError(f"interrupted: the last finished epoch is saved in {args.out}/model.pt; "
                             "continue with --resume") from None
     m = result.metrics
+    tested = f"; test accuracy {stats.describe(m['test']['accuracy'], m['test']['n_images'])}" if m["test"] else ""
     print(f"{m['backbone']} ({'pretrained' if m['pretrained'] else 'from scratch'}, {m['mode']}): "
-          f"validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} photos after {m['epochs']} epochs, "
+          f"validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} photos after {m['epochs']} epochs{tested}, "
           f"{m['seconds']:.0f} s; results in {result.out}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .augment import eval_transform
-    from .data import ImageTensorDataset, find_data, make_splits, scan
+    from .data import find_data, make_splits, scan
     from .cache import load_split
-    from .evaluate import predict_probs, report
+    from .evaluate import score
 
     params = load_checkpoint(args.checkpoint)["params"]
     model = model_from_checkpoint(args.checkpoint)
@@ -49,16 +51,13 @@ def _evaluate(args: argparse.Namespace) -> None:
     if catalog.classes != model.spec.classes:
         raise FruitlibError(f"{args.checkpoint} was trained on other classes than {catalog.root} has "
                             f"({len(model.spec.classes)} vs {len(catalog.classes)}): evaluate on its own data")
-    spec = model.spec
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # --json: stdout holds only JSON
-        images = load_split(catalog, args.split, spec.image_size, progress=not args.json)
-    probs, labels = predict_probs(model, ImageTensorDataset(images.images, images.labels,
-                                                            eval_transform(spec.image_size, spec.mean, spec.std)))
-    scores = report(labels, probs.argmax(1), spec.classes)
+        images = load_split(catalog, args.split, model.spec.image_size, progress=not args.json)
+    scores = score(model, images.images, images.labels)
     if args.json:
-        print(json.dumps(scores))
+        print(json.dumps(scores | {"interval95": stats.wilson(scores["accuracy"], scores["n_images"])}))
         return
-    print(f"accuracy {scores['accuracy']:.1%} on {scores['n_images']} photos ({args.split} split)")
+    print(f"accuracy {stats.describe(scores['accuracy'], scores['n_images'])} ({args.split} split)")
     print(f"{'class':<18}{'precision':>10}{'recall':>8}{'f1':>7}{'n':>5}")
     for name, s in scores["per_class"].items():
         print(f"{name:<18}{s['precision']:>10.2f}{s['recall']:>8.2f}{s['f1']:>7.2f}{s['support']:>5}")
@@ -94,13 +93,18 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--weights", help="local ImageNet .pth file for the backbone (offline use)")
     for flag, kind, default in (("--epochs", int, DEFAULTS.epochs), ("--image-size", int, DEFAULTS.image_size),
                                 ("--batch-size", int, DEFAULTS.batch_size), ("--seed", int, DEFAULTS.seed),
-                                ("--views", int, DEFAULTS.views), ("--lr", float, None),
-                                ("--per-class", int, None)):
+                                ("--views", int, DEFAULTS.views), ("--per-class", int, None)):
         train.add_argument(flag, type=kind, default=default)
+    train.add_argument("--lr", type=float, help="the new head's learning rate (default 1e-3; from scratch: every "
+                                                 "layer's)")
+    train.add_argument("--backbone-lr", type=float, help="the rate of the pretrained stages that train (default: "
+                                                          "0.3 of --lr for --mode last, 0.1 for full)")
     train.add_argument("--optimizer", choices=["adamw", "sgd"], default=DEFAULTS.optimizer)
     train.add_argument("--labels", choices=["coarse", "fine"], default="coarse", help="Grocery Store labels")
     train.add_argument("--category", choices=["Fruit", "Vegetables", "Packages"], default="Fruit")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    train.add_argument("--dropout", action="store_true", help="keep EfficientNet-Lite's own dropout and drop-connect "
+                                                               "(ResNets have none)")
     train.add_argument("--no-cache", action="store_true", help="run frozen layers every epoch (slow; to compare)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")

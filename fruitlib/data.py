@@ -39,6 +39,10 @@ class Catalog:
     table: pd.DataFrame  # columns: path, class_name, label, split
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
+    def has(self, name: str) -> bool:
+        """Whether the split ``name`` has any photos (a Grocery Store copy may lack ``test``)."""
+        return bool((self.table["split"] == name).any())
+
     def split(self, name: str) -> pd.DataFrame:
         """The rows of one split (``train``, ``val`` or ``test``)."""
         rows = self.table[self.table["split"] == name]

@@ -4,12 +4,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch.utils.data import Dataset
 
 from .augment import eval_transform
-from .data import decode, make_loader, stored_size
+from .data import ImageTensorDataset, decode, make_loader, stored_size
 from .errors import FruitlibError
 from .models import FruitNet
 
@@ -26,6 +27,20 @@ def predict_probs(model: torch.nn.Module, dataset: Dataset, batch_size: int = 12
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
 
 
+def predict_images(model: FruitNet, images: torch.Tensor, labels: torch.Tensor,
+                   device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict_probs` for decoded uint8 photos, each seen through the model's evaluation view."""
+    spec = model.spec
+    view = eval_transform(spec.image_size, spec.mean, spec.std)
+    return predict_probs(model, ImageTensorDataset(images, labels, view), device=device)
+
+
+def score(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu") -> dict:
+    """:func:`report` of ``model`` on decoded photos, through the whole network."""
+    probs, labels = predict_images(model, images, labels, device)
+    return report(labels, probs.argmax(1), model.spec.classes)
+
+
 def report(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
     """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows: true class)."""
     ids = list(range(len(classes)))
@@ -34,6 +49,16 @@ def report(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dic
                  for c, p, r, f, s in zip(classes, precision, recall, f1, support)}
     return {"accuracy": float(np.mean(labels == predicted)), "n_images": int(len(labels)), "per_class": per_class,
             "confusion": confusion_matrix(labels, predicted, labels=ids).tolist()}
+
+
+def top_confusions(confusion: list[list[int]], classes: list[str], k: int = 4) -> pd.DataFrame:
+    """The ``k`` largest off-diagonal cells of a confusion matrix (rows: true class): which mistakes are commonest."""
+    matrix = np.array(confusion)
+    np.fill_diagonal(matrix, 0)
+    cells = zip(*np.unravel_index(np.argsort(-matrix, axis=None, kind="stable")[:k], matrix.shape))
+    return pd.DataFrame([{"true": classes[t], "predicted": classes[p], "photos": int(matrix[t, p]),
+                          "share of the true class": float(matrix[t, p] / max(np.sum(confusion[t]), 1))}
+                         for t, p in cells if matrix[t, p] > 0])
 
 
 def load_photo(path: str | os.PathLike, model: FruitNet) -> torch.Tensor:

@@ -17,7 +17,7 @@ def grad_cam(model: FruitNet, x: torch.Tensor, target: torch.Tensor | None = Non
     with torch.no_grad():
         maps = model.features(x)
     maps.requires_grad_(True)
-    logits = model.head(torch.flatten(nn.functional.adaptive_avg_pool2d(maps, 1), 1))
+    logits = model.classify(torch.flatten(nn.functional.adaptive_avg_pool2d(maps, 1), 1))
     target = logits.argmax(1) if target is None else target
     (grads,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), maps)
     cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * maps).sum(1, keepdim=True))

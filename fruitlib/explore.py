@@ -18,7 +18,8 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import TSNE
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import cross_val_predict, train_test_split
+from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict, train_test_split
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -189,12 +190,37 @@ def split_check(train_x: np.ndarray, train_y: np.ndarray, held_x: np.ndarray, he
             "probe accuracy": probe_accuracy(train_x, train_y, held_x, held_y)}
 
 
-def leakage(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+def bursts(x: np.ndarray, threshold: float = 0.9) -> np.ndarray:
+    """A burst number per photo: photos linked by a chain of near-duplicate pairs (cosine >= threshold) share one."""
+    pairs = NearestNeighbors(radius=1 - threshold, metric="cosine").fit(x).radius_neighbors_graph(x)
+    _, burst = connected_components(pairs, directed=False)
+    return burst
+
+
+def grouped_split(labels: np.ndarray, groups: np.ndarray, held_out: float = 0.2,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified split that keeps every group (burst) on one side: one of ``round(1 / held_out)``
+    folds, so ``held_out`` is met only as closely as the groups allow (a big group makes its fold bigger)."""
+    folds = StratifiedGroupKFold(round(1 / held_out), shuffle=True, random_state=seed)
+    keep, held = next(folds.split(np.zeros(len(labels)), labels, groups))
+    return np.sort(keep), np.sort(held)
+
+
+def leakage(train_x: np.ndarray, train_y: np.ndarray, others: dict[str, tuple[np.ndarray, np.ndarray]],
             threshold: float = 0.9, seed: int = 0) -> pd.DataFrame:
-    """A random 80/20 split of the training photos against the official train -> val split."""
-    keep, held = random_split(train_y, 0.2, seed)
-    rows = {"random 80/20 of train": split_check(train_x[keep], train_y[keep], train_x[held], train_y[held], threshold),
-            "official train -> val": split_check(train_x, train_y, val_x, val_y, threshold)}
+    """The same probe on several splits: a random 80/20 and a burst-grouped split of the training photos, and the
+    training photos against each official split in ``others`` (name: (features, labels)).
+
+    Random against grouped measures the leak alone (same photos, same days); grouped against official adds
+    whatever else differs between the official splits.
+    """
+    rows = {}
+    for name, (keep, held) in {"random 80/20 of train": random_split(train_y, 0.2, seed),
+                               "burst-grouped split of train": grouped_split(train_y, bursts(train_x, threshold),
+                                                                             0.2, seed)}.items():
+        rows[name] = split_check(train_x[keep], train_y[keep], train_x[held], train_y[held], threshold)
+    for name, (x, y) in others.items():
+        rows[f"official train -> {name}"] = split_check(train_x, train_y, x, y, threshold)
     return pd.DataFrame(rows).T
 
 
@@ -253,7 +279,7 @@ def colour_figure(stats: pd.DataFrame) -> plt.Figure:
 
 
 def projection_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes: list[str],
-                      scores: dict[str, float] | None = None) -> plt.Figure:
+                      scores: dict[str, float] | None = None, k: int = 5) -> plt.Figure:
     """Side-by-side 2-D scatter plots of several feature sets of the same photos, coloured by class."""
     fig, axes = plt.subplots(1, len(points), figsize=(5.5 * len(points) + 2, 5), squeeze=False)
     palette = sns.color_palette("tab20", len(classes))
@@ -261,7 +287,7 @@ def projection_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes
         for c, colour in enumerate(palette):
             mine = np.asarray(labels) == c
             ax.scatter(xy[mine, 0], xy[mine, 1], s=7, color=colour, label=classes[c])
-        score = f"\n5-NN accuracy on held-out photos: {scores[name]:.0%}" if scores else ""
+        score = f"\n{k}-NN accuracy on held-out photos: {scores[name]:.0%}" if scores else ""
         ax.set(xticks=[], yticks=[], title=f"{name}{score}")
     axes[0, -1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.tight_layout()

@@ -1,8 +1,14 @@
 """Backbones with a new head: ResNet-18..152 (torchvision) and EfficientNet-Lite0 (offline stand-in).
 
 Every backbone becomes a :class:`FruitNet`: a sequence of *stages* (stem, ..., last stage), global
-average pooling and a linear head for N classes. Transfer modes decide which stages train:
+average pooling, dropout and a linear head for N classes. Transfer modes decide which stages train:
 ``frozen`` (fixed feature extractor: head only), ``last`` (last stage + head), ``full`` (everything).
+
+EfficientNet-Lite was trained with its own regularisation, dropout 0.2 before the head and drop-connect in its
+blocks (torchvision's ResNets have neither). ``dropout=True`` keeps both when the network is cut into stages;
+the default leaves them off, as chosen on the validation split (``benchmarks/choose_settings.py``: the short
+runs of the notebooks gained nothing from them, and training from scratch lost several points). Either way,
+in eval mode a FruitNet computes exactly what the original network does (``tests/test_models.py``).
 """
 from __future__ import annotations
 
@@ -39,11 +45,12 @@ class ModelSpec:
 
 
 class FruitNet(nn.Module):
-    """stages -> global average pool -> linear head. Frozen stages stay in eval mode while training."""
+    """stages -> global average pool -> dropout -> linear head. Frozen stages stay in eval mode while training."""
 
-    def __init__(self, stages: list[nn.Module], feature_dim: int, spec: ModelSpec):
+    def __init__(self, stages: list[nn.Module], feature_dim: int, spec: ModelSpec, dropout: float = 0.0):
         super().__init__()
         self.stages = nn.ModuleList(stages)
+        self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(feature_dim, len(spec.classes))
         self.spec = spec
         self.frozen_stages = 0
@@ -58,8 +65,12 @@ class FruitNet(nn.Module):
         """The pooled feature vector fed to the head."""
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x, start), 1), 1)
 
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled features: the backbone's dropout (active in training mode only), then the head."""
+        return self.head(self.dropout(embedding))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))
+        return self.classify(self.embed(x))
 
     def train(self, mode: bool = True) -> "FruitNet":
         super().train(mode)
@@ -80,13 +91,26 @@ def set_mode(model: FruitNet, mode: str, last_stages: int = 1) -> FruitNet:
     return model.train(model.training)
 
 
+def param_groups(model: FruitNet, lr: float, backbone_lr: float | None) -> list[dict]:
+    """Optimiser groups: the trainable stages (if any) at ``backbone_lr``, then the head at ``lr``.
+
+    Fine-tuning gives the new, randomly initialised head a faster rate than the pretrained stages it sits on
+    (a *discriminative* learning rate), so the head learns quickly while the pretrained features move gently.
+    """
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    body = [p for p in model.stages.parameters() if p.requires_grad]
+    return ([{"name": "backbone", "params": body, "lr": backbone_lr}] if body else []) + \
+        [{"name": "head", "params": head, "lr": lr}]
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     params = list(model.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-def _resnet_stages(net: tvm.ResNet) -> tuple[list[nn.Module], int]:
+def resnet_stages(net: tvm.ResNet) -> tuple[list[nn.Module], int]:
+    """A torchvision ResNet's stem and four stages (``layer1`` to ``layer4``), and its feature width."""
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
     return [stem, net.layer1, net.layer2, net.layer3, net.layer4], net.fc.in_features
 
@@ -101,15 +125,35 @@ def _lite0_network(image_size: int) -> nn.Module:
     return net
 
 
-def _lite0_stages(net: nn.Module) -> tuple[list[nn.Module], int]:
+class LiteStage(nn.Sequential):
+    """MBConv blocks, each called with its drop-connect rate as EfficientNet's own forward does, then any layers.
+
+    Drop-connect (stochastic depth) skips a block's residual branch for a random share of the photos of a
+    training batch; the rate grows linearly with depth, from 0 to the network's ``drop_connect_rate``.
+    """
+
+    def __init__(self, blocks: list[nn.Module], rates: list[float], *after: nn.Module):
+        super().__init__(*blocks, *after)
+        self.rates = rates
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self):
+            x = layer(x, drop_connect_rate=self.rates[i]) if i < len(self.rates) else layer(x)
+        return x
+
+
+def _lite0_stages(net: nn.Module, dropout: bool) -> tuple[list[nn.Module], int]:
     """Stem, the MBConv stages (a new stage where channels change), the last one joined to the 1x1 head conv."""
-    stages, current = [nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())], []
-    for block in net._blocks:
-        if current and block._block_args.input_filters != block._block_args.output_filters:
-            stages.append(nn.Sequential(*current))
-            current = []
-        current.append(block)
-    stages.append(nn.Sequential(*current, net._conv_head, net._bn1, nn.ReLU6()))
+    top = (net._global_params.drop_connect_rate or 0.0) if dropout else 0.0
+    groups: list[list[int]] = []
+    for i, block in enumerate(net._blocks):
+        if not groups or block._block_args.input_filters != block._block_args.output_filters:
+            groups.append([])
+        groups[-1].append(i)
+    stages = [nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())]
+    for group in groups:  # the rates of EfficientNet.extract_features: top * index / number of blocks
+        after = (net._conv_head, net._bn1, nn.ReLU6()) if group is groups[-1] else ()
+        stages.append(LiteStage([net._blocks[i] for i in group], [top * i / len(net._blocks) for i in group], *after))
     return stages, net._fc.in_features
 
 
@@ -132,6 +176,11 @@ def backbone_network(name: str, pretrained: bool, weights: str | os.PathLike | N
     return net, str(path)
 
 
+def original_head(net: nn.Module) -> nn.Linear:
+    """The 1000-class ImageNet layer of a network from :func:`backbone_network` (``fc``, or Lite's ``_fc``)."""
+    return net.fc if isinstance(net, tvm.ResNet) else net._fc
+
+
 def resolve_backbone(name: str, weights: str | os.PathLike | None = None) -> tuple[str, str]:
     """``auto`` means ResNet-50 when its ImageNet weights can be had, else EfficientNet-Lite0. Returns (name, why).
 
@@ -150,18 +199,31 @@ def resolve_backbone(name: str, weights: str | os.PathLike | None = None) -> tup
                                       "EfficientNet-Lite0 ImageNet weights stand in - not a ResNet")
 
 
-def _wrap(name: str, net: nn.Module, source: str, classes: list[str], pretrained: bool, image_size: int) -> FruitNet:
-    stages, dim = _resnet_stages(net) if name in RESNETS else _lite0_stages(net)
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if name in RESNETS else (LITE_MEAN, LITE_STD)
-    return FruitNet(stages, dim, ModelSpec(name, list(classes), pretrained, image_size, mean, std, source))
+def normalisation(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(mean, std) per RGB channel that a backbone's ImageNet weights expect (Lite: inputs in [-1, 1])."""
+    return (IMAGENET_MEAN, IMAGENET_STD) if name in RESNETS else (LITE_MEAN, LITE_STD)
+
+
+def wrap(name: str, net: nn.Module, classes: list[str], source: str = "", pretrained: bool = True,
+         image_size: int = 224, dropout: bool = False) -> FruitNet:
+    """``net`` (as :func:`backbone_network` returns it) cut into stages, with a new head for ``classes``.
+
+    ``dropout``: keep the network's own dropout and drop-connect (EfficientNet-Lite's; ResNets have none).
+    """
+    if name in RESNETS:
+        (stages, dim), rate = resnet_stages(net), 0.0
+    else:
+        (stages, dim), rate = _lite0_stages(net, dropout), net._global_params.dropout_rate if dropout else 0.0
+    spec = ModelSpec(name, list(classes), pretrained, image_size, *normalisation(name), source)
+    return FruitNet(stages, dim, spec, rate)
 
 
 def build_model(classes: list[str], backbone: str = "auto", pretrained: bool = True, mode: str = "full",
-                weights: str | os.PathLike | None = None, image_size: int = 224) -> FruitNet:
-    """A backbone with a new head for ``classes``, frozen according to ``mode``."""
+                weights: str | os.PathLike | None = None, image_size: int = 224, dropout: bool = False) -> FruitNet:
+    """A backbone with a new head for ``classes``, frozen according to ``mode`` (``dropout``: see :func:`wrap`)."""
     name, _ = resolve_backbone(backbone, weights)
     net, source = backbone_network(name, pretrained, weights, image_size)
-    return set_mode(_wrap(name, net, source, classes, pretrained, image_size), mode)
+    return set_mode(wrap(name, net, classes, source, pretrained, image_size, dropout), mode)
 
 
 def imagenet_classifier(backbone: str = "auto", weights: str | os.PathLike | None = None,
@@ -170,6 +232,6 @@ def imagenet_classifier(backbone: str = "auto", weights: str | os.PathLike | Non
     name, _ = resolve_backbone(backbone, weights)
     net, source = backbone_network(name, True, weights, image_size)
     categories = resnet_weights_enum("resnet50").meta["categories"]  # the standard ImageNet-1k order
-    model = _wrap(name, net, source, categories, True, image_size)
-    model.head.load_state_dict((net.fc if name in RESNETS else net._fc).state_dict())
+    model = wrap(name, net, categories, source, True, image_size)
+    model.head.load_state_dict(original_head(net).state_dict())
     return set_mode(model, "frozen").eval()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import seaborn as sns
 import torch
@@ -24,17 +25,22 @@ def save(fig: plt.Figure, name: str, folder: str | os.PathLike = "../figures") -
 
 
 def training_curves(histories: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
-    """Loss and accuracy per epoch, training (dashed) and validation (solid), one colour per run."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    """Loss and accuracy per epoch, training (dashed) and validation (solid), one colour per run.
+
+    The legend sits below the two plots, where it hides no curve.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for (name, h), colour in zip(histories.items(), sns.color_palette("tab10")):
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
             ax.plot(h["epoch"], h[f"train_{metric}"], "--", color=colour, label=f"{name} (train)")
             ax.plot(h["epoch"], h[f"val_{metric}"], "-o", color=colour, ms=3, label=f"{name} (validation)")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
-    ax_acc.legend(fontsize=8, loc="lower right")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=min(3, 2 * len(histories)),
+               fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -52,24 +58,39 @@ def confusion(matrix: np.ndarray | list, classes: list[str], title: str = "") ->
 
 def image_grid(images: torch.Tensor, titles: list[str], colours: list[str] | None = None,
                columns: int = 6) -> plt.Figure:
-    """uint8 ``N x 3 x H x W`` photos in a grid, each with a title (e.g. "true / predicted")."""
+    """uint8 ``N x 3 x H x W`` photos in a grid, each with a caption above it (e.g. "true / predicted").
+
+    The layout engine makes room for every caption, so no caption runs over the photo above it.
+    """
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.3 * rows), squeeze=False)
+    lines = max((t.count("\n") + 1 for t in titles), default=1)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, (2.1 + 0.17 * lines) * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title, colour in zip(axes.flat, images, titles, colours or ["black"] * len(titles)):
         ax.imshow(image.permute(1, 2, 0).numpy())
         ax.set_title(title, fontsize=8, color=colour)
-    fig.tight_layout()
     return fig
 
 
-def accuracy_vs_data(table: pd.DataFrame) -> plt.Figure:
-    """Validation accuracy against training photos per class, one line per run kind (columns: per_class, run, accuracy)."""
+def accuracy_vs_data(table: pd.DataFrame, baselines: dict[str, float] | None = None,
+                     ylabel: str = "accuracy") -> plt.Figure:
+    """Accuracy against training photos per class, one line per kind of run: the mean over seeds, the band their
+    range (columns: per_class, run, accuracy, one row per seed). A ``per_class`` of 0 means all the photos.
+    ``baselines``: name and accuracy of each reference drawn as a dashed line (e.g. the commonest class).
+    """
+    if table["per_class"].isna().any():
+        raise ValueError("per_class must be a number of photos, or 0 for all of them")
+    sizes = sorted(table["per_class"].unique(), key=lambda n: n or np.inf)
+    table = table.assign(position=table["per_class"].map({n: i for i, n in enumerate(sizes)}))
     fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=table, x="per_class", y="accuracy", hue="run", marker="o", ax=ax)
-    ax.set(xscale="log", xlabel="training photos per class (at most)", ylabel="validation accuracy", ylim=(0, 1))
-    ax.set_xticks(sorted(table["per_class"].unique()), labels=[str(v) for v in sorted(table["per_class"].unique())])
+    sns.lineplot(data=table, x="position", y="accuracy", hue="run", marker="o", errorbar=("pi", 100), ax=ax)
+    for (name, level), style in zip((baselines or {}).items(), ("--", ":", "-.")):
+        ax.axhline(level, color="grey", ls=style, lw=1, label=name)
+    ax.legend(fontsize=8)
+    ax.set_xticks(range(len(sizes)), labels=[str(n) if n else "all" for n in sizes])
+    ax.set(xlabel="training photos per class (at most)", ylabel=ylabel, ylim=(0, 1))
     fig.tight_layout()
     return fig
 

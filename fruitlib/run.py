@@ -3,6 +3,10 @@
 A run folder holds ``params.json`` (every setting), ``split.csv`` (the exact split), ``model.pt``
 (latest epoch, resumable), ``best.pt`` (best validation accuracy), ``history.csv``, ``metrics.json``
 and the figures ``curves.png`` and ``confusion.png``.
+
+The validation split is for choosing (settings, the best epoch); where the data have a test split, the final
+model is scored on it too and ``metrics.json`` reports it beside the validation score. Nothing in a run
+looks at the test scores.
 """
 from __future__ import annotations
 
@@ -24,13 +28,17 @@ from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import ImageTensorDataset, find_data, limit_per_class, make_splits, scan, write_manifest
 from .errors import FruitlibError
-from .evaluate import predict_probs, report
-from .models import FruitNet, build_model, count_parameters, resolve_backbone
+from .evaluate import score
+from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
 from .train import fit, pick_device, seed_everything
 
 RUN_FILES = ("params.json", "split.csv", "skipped.csv", "model.pt", "best.pt", "history.csv", "metrics.json",
              "curves.png", "confusion.png")
-DEFAULT_LR = {"frozen": 1e-3, "last": 3e-4, "full": 1e-4, "scratch": 1e-3}
+DEFAULT_LR = 1e-3  # the head's learning rate in every mode (from scratch: every layer's)
+# The rate of the stages that train, as a share of the head's: pretrained stages move slower than the new head (a
+# discriminative rate). "last": 0.3, chosen on the validation split (benchmarks/choose_settings.py); "full": 0.1,
+# the article's 1e-4 for a pretrained body (unmeasured here: it needs a GPU); from scratch everything is new.
+BACKBONE_SHARE = {"last": 0.3, "full": 0.1, "scratch": 1.0}
 
 
 @dataclass
@@ -45,9 +53,11 @@ class RunConfig:
     epochs: int = 10
     image_size: int = 128
     batch_size: int = 64
-    lr: float | None = None  # default depends on the mode (DEFAULT_LR)
+    lr: float | None = None  # the head's learning rate (None: DEFAULT_LR)
+    backbone_lr: float | None = None  # rate of the stages that train (None: lr * BACKBONE_SHARE of the mode)
     optimizer: str = "adamw"
     views: int = 2  # augmented views per photo when frozen activations are cached
+    dropout: bool = False  # the backbone's own dropout and drop-connect (EfficientNet-Lite's; see fruitlib.models)
     cache: bool = True  # frozen stages computed once (False: run them every epoch, the slow way)
     seed: int = 0
     labels: str = "coarse"
@@ -83,7 +93,7 @@ class FromStage(nn.Module):
         self.model, self.start = model, start
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.head(self.model.embed(x, self.start))
+        return self.model.classify(self.model.embed(x, self.start))
 
 
 def training_data(model: FruitNet, train: ImageSet, val: ImageSet, cfg: RunConfig,
@@ -109,6 +119,10 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
         if not checkpoint.is_file():
             raise FruitlibError(f"nothing to resume: {checkpoint} does not exist (train without --resume first)")
         state = load_checkpoint(checkpoint)
+        made_by = state["params"].get("fruitlib")
+        if made_by != __version__:
+            raise FruitlibError(f"{checkpoint} was written by fruitlib {made_by}, this is {__version__}: its training "
+                                "state does not carry over; train again (--overwrite) or use that version")
         return dataclasses.replace(config_of(state["params"]), device=cfg.device), state["training"]
     if checkpoint.exists() and not overwrite:
         raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
@@ -116,6 +130,15 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
     for name in RUN_FILES if checkpoint.exists() else ():
         (out / name).unlink(missing_ok=True)  # only the run's own files: anything else in the folder stays
     return cfg, None
+
+
+def rates(cfg: RunConfig, mode: str) -> tuple[float, float | None]:
+    """(head's learning rate, trained stages' rate) of a run in ``mode``; None where no stage trains."""
+    lr = DEFAULT_LR if cfg.lr is None else cfg.lr
+    if mode == "frozen":
+        return lr, None
+    share = BACKBONE_SHARE["scratch" if cfg.scratch else mode]
+    return lr, lr * share if cfg.backbone_lr is None else cfg.backbone_lr
 
 
 def run_params(cfg: RunConfig) -> dict:
@@ -127,9 +150,10 @@ def run_params(cfg: RunConfig) -> dict:
     mode = cfg.mode or ("full" if cfg.scratch else "frozen")
     if cfg.scratch and mode != "full":
         raise FruitlibError("a network trained from scratch has nothing to freeze: use mode 'full' with --scratch")
-    lr = cfg.lr or DEFAULT_LR["scratch" if cfg.scratch else mode]
+    lr, backbone_lr = rates(cfg, mode)
     return json.loads(json.dumps(dataclasses.asdict(cfg) | {"backbone": name, "backbone_reason": why, "mode": mode,
-                                                             "lr": lr, "fruitlib": __version__}))
+                                                             "lr": lr, "backbone_lr": backbone_lr,
+                                                             "fruitlib": __version__}))
 
 
 def load_run(out: str | os.PathLike) -> RunResult:
@@ -145,13 +169,14 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
               reuse: bool = False) -> RunResult:
     """Split, decode, build, train, evaluate and save one run; see the module docstring for the outputs.
 
-    ``reuse``: when ``cfg.out`` already holds a finished run with exactly these settings, load it instead.
+    ``reuse`` (what the notebooks use, each in its own ``runs/NN`` folders): when ``cfg.out`` already holds a
+    finished run with exactly these settings, load it instead; a run there with other settings is replaced.
     """
     out = Path(cfg.out)
     if reuse and (out / "metrics.json").is_file() and (out / "params.json").is_file() \
             and json.loads((out / "params.json").read_text()) == run_params(cfg):
         return load_run(out)
-    cfg, training = _start(cfg, out, resume, overwrite)
+    cfg, training = _start(cfg, out, resume, overwrite or reuse)
     began = time.perf_counter()
     seed_everything(cfg.seed)
     catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
@@ -162,15 +187,17 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     out.mkdir(parents=True, exist_ok=True)
     (out / "params.json").write_text(json.dumps(params, indent=2))
     write_manifest(catalog, out / "split.csv")
-    print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
+    if progress:
+        print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
 
-    model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size)
+    model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size, cfg.dropout)
     if training is not None:
         model.load_state_dict(load_checkpoint(out / "model.pt")["model"])
     device = pick_device(cfg.device)
     train_set = load_split(catalog, "train", cfg.image_size, progress)
     val_set = load_split(catalog, "val", cfg.image_size, progress)
-    skipped = catalog.skipped + train_set.skipped + val_set.skipped
+    test_set = load_split(catalog, "test", cfg.image_size, progress) if catalog.has("test") else None
+    skipped = catalog.skipped + train_set.skipped + val_set.skipped + (test_set.skipped if test_set else [])
     if skipped:
         pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
     module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress)
@@ -185,22 +212,24 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
 
     history = fit(module, train_ds, val_ds, epochs=cfg.epochs, lr=params["lr"], batch_size=cfg.batch_size,
                   optimizer=cfg.optimizer, seed=cfg.seed, device=device, on_epoch_end=on_epoch_end,
-                  resume=training, progress=progress)
+                  resume=training, progress=progress,
+                  groups=param_groups(model, params["lr"], params["backbone_lr"]))
     history.to_csv(out / "history.csv", index=False)
-    metrics = finish(model, val_set, history, params, out, device)
+    metrics = finish(model, val_set, test_set, history, params, out, device)
     metrics |= {"n_train": len(train_set.labels), "seconds": round(time.perf_counter() - began, 1)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return RunResult(model, history, metrics, out)
 
 
-def finish(model: FruitNet, val: ImageSet, history: pd.DataFrame, params: dict, out: Path,
+def finish(model: FruitNet, val: ImageSet, test: ImageSet | None, history: pd.DataFrame, params: dict, out: Path,
            device: torch.device) -> dict:
-    """Score the final model on the validation photos through the full network, and draw the figures."""
+    """Score the final model through the full network and draw the figures.
+
+    Validation scores are flat (``val_accuracy``, ``n_val``, ``per_class``, ``confusion``); the test split's
+    report (accuracy, n_images, per_class, confusion) is under ``test``, None where the data have no test split.
+    """
     spec = model.spec
-    probs, labels = predict_probs(model, ImageTensorDataset(val.images, val.labels,
-                                                            eval_transform(spec.image_size, spec.mean, spec.std)),
-                                  device=device)
-    scores = report(labels, probs.argmax(1), spec.classes)
+    scores = score(model, val.images, val.labels, device)
     trainable, total = count_parameters(model)
     plots.save(plots.training_curves({spec.backbone: history}, f"{out.name}"), "curves", out)
     plots.save(plots.confusion(scores["confusion"], spec.classes), "confusion", out)
@@ -209,4 +238,5 @@ def finish(model: FruitNet, val: ImageSet, history: pd.DataFrame, params: dict, 
             "classes": spec.classes, "backbone": spec.backbone, "pretrained": spec.pretrained,
             "weights_source": spec.weights_source, "mode": params["mode"], "epochs": int(history["epoch"].max()),
             "image_size": spec.image_size, "n_val": scores["n_images"], "trainable_params": trainable, "total_params": total,
-            "per_class": scores["per_class"], "confusion": scores["confusion"]}
+            "per_class": scores["per_class"], "confusion": scores["confusion"],
+            "test": score(model, test.images, test.labels, device) if test is not None else None}

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .data import PhotoDataset, make_loader
 
-COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "backbone_lr", "seconds"]
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -76,11 +76,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(params: list[nn.Parameter], name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """``adamw`` (the default here) or ``sgd`` with momentum 0.9 (the article's choice)."""
+def make_optimizer(params: list[nn.Parameter] | list[dict], name: str, lr: float,
+                   weight_decay: float) -> torch.optim.Optimizer:
+    """``adamw`` (the default here) or ``sgd`` with momentum 0.9 (the article's choice); ``params`` may be groups."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def group_rates(optimizer: torch.optim.Optimizer) -> tuple[float, float]:
+    """(the last group's rate, the first group's): the head's and the backbone's in :func:`fruitlib.models.param_groups`
+    order. With a single group, the second is NaN.
+    """
+    groups = optimizer.param_groups
+    return groups[-1]["lr"], groups[0]["lr"] if len(groups) > 1 else float("nan")
 
 
 def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device,
@@ -111,16 +120,19 @@ def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device,
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epochs: int, lr: float = 1e-3,
         batch_size: int = 64, optimizer: str = "adamw", weight_decay: float = 1e-4, seed: int = 0,
         device: str | torch.device = "auto", on_epoch_end: Callable[[dict], None] | None = None,
-        resume: dict | None = None, progress: bool = True) -> pd.DataFrame:
+        resume: dict | None = None, progress: bool = True, groups: list[dict] | None = None) -> pd.DataFrame:
     """Train ``model``'s trainable parameters for ``epochs`` (cosine learning-rate decay); return the history.
 
+    ``groups``: optimiser parameter groups with their own rates, the head's last (:func:`fruitlib.models.param_groups`);
+    default: every trainable parameter at ``lr``. The history records the last group's rate as ``lr``, the first's
+    as ``backbone_lr``.
     ``resume`` is a state given earlier to ``on_epoch_end``: training continues after its last epoch.
     """
     device = pick_device(device) if isinstance(device, str) else device
     seed_everything(seed)
     torch.set_flush_denormal(True)  # tiny gradients late in training otherwise slow CPUs down ten-fold
     model.to(device, memory_format=memory_format(device))
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = groups if groups is not None else [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr, weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     shuffle = torch.Generator().manual_seed(seed)
@@ -139,10 +151,10 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
     for epoch in bar:
         start = time.perf_counter()
         train_loss, train_acc = run_epoch(model, train_loader, device, opt)
-        lr_now = schedule.get_last_lr()[0]
+        rates = group_rates(opt)
         schedule.step()
         val_loss, val_acc = run_epoch(model, val_loader, device) if val_loader else (float("nan"), float("nan"))
-        history.append(dict(zip(COLUMNS, [epoch + 1, train_loss, train_acc, val_loss, val_acc, lr_now,
+        history.append(dict(zip(COLUMNS, [epoch + 1, train_loss, train_acc, val_loss, val_acc, *rates,
                                           time.perf_counter() - start])))
         bar.set_postfix(train_loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
         if on_epoch_end is not None:

@@ -55,21 +55,22 @@ def make_folder_data(root: Path, per_class: int = 6) -> Path:
     return root
 
 
-def make_grocery_data(root: Path) -> Path:
-    """A Grocery Store Dataset clone in miniature: classes.csv, train.txt, val.txt (no test split)."""
+def make_grocery_data(root: Path, counts: dict[str, int] = GROCERY_COUNTS) -> Path:
+    """A Grocery Store Dataset clone in miniature: classes.csv, train.txt, val.txt (a test split if ``counts`` has one)."""
     base = root / "dataset"
     base.mkdir(parents=True)
     rows = [GROCERY_HEADER]
-    listings = {split: [] for split in GROCERY_COUNTS}
+    listings = {split: [] for split in counts}
     for category, coarse, coarse_id, fine, fine_id in GROCERY_CLASSES:
         name = fine or coarse
         folder = f"{category}/{coarse}/{fine}" if fine else f"{category}/{coarse}"
         rows.append(f"{name},{fine_id},{coarse},{coarse_id},/iconic-images-and-descriptions/{folder}/{name}_Iconic.jpg,"
                     f"/iconic-images-and-descriptions/{folder}/{name}_Description.txt")
-        for split, n in GROCERY_COUNTS.items():
+        for split, n in counts.items():
             for i in range(1, n + 1):
                 relative = f"{split}/{folder}/{name}_{i:03d}.jpg"
-                make_photo(base / relative, GROCERY_COLOURS[name], seed=10 * fine_id + i + (50 if split == "val" else 0))
+                offset = {"train": 0, "val": 50, "test": 80}[split]
+                make_photo(base / relative, GROCERY_COLOURS[name], seed=10 * fine_id + i + offset)
                 listings[split].append(f"{relative}, {fine_id}, {coarse_id}")
     listings["train"].append(f"{MISSING_LISTED}, 3, 2")
     (base / "classes.csv").write_text("\n".join(rows) + "\n")
@@ -108,6 +109,12 @@ def folder_data(tmp_path) -> Path:
 def grocery_data(tmp_path) -> Path:
     """A miniature Grocery Store clone: 4 fruit varieties (3 coarse classes), 2 vegetables, train+val only."""
     return make_grocery_data(tmp_path / "GroceryStoreDataset")
+
+
+@pytest.fixture
+def grocery_data_with_test(tmp_path) -> Path:
+    """The miniature Grocery Store clone with a test split too (3 photos per variety)."""
+    return make_grocery_data(tmp_path / "GroceryStoreDataset", GROCERY_COUNTS | {"test": 3})
 
 
 @pytest.fixture(scope="session")

@@ -113,3 +113,22 @@ def test_gradient_norms_on_a_torchvision_resnet():
     net = torchvision.models.resnet18(weights=None, num_classes=3)
     norms = blocks.gradient_norms(net, torch.randn(2, 3, 32, 32), torch.tensor([0, 2]))
     assert len(norms) == 8 and all(math.isfinite(n) for n in norms)
+
+
+def test_stage_parameters_share_out_the_whole_network():
+    for name in blocks.RESNETS:
+        shares = blocks.stage_parameters(name)
+        assert list(shares) == ["stem", "stage 1", "stage 2", "stage 3", "stage 4", "fc"]
+        assert sum(shares.values()) == pytest.approx(1.0)
+    assert max(blocks.stage_parameters("resnet50").items(), key=lambda kv: kv[1])[0] == "stage 4"
+    assert max(blocks.stage_parameters("resnet152").items(), key=lambda kv: kv[1])[0] == "stage 3"  # its many blocks
+
+
+def test_the_diagram_draws_both_blocks_with_the_shortcut_and_the_final_relu():
+    fig = blocks.diagram()
+    texts = [[t.get_text() for t in ax.texts] for ax in fig.axes]
+    assert [ax.get_title() for ax in fig.axes] == ["basic block (ResNet-18, 34)", "bottleneck block (ResNet-50, 101, 152)"]
+    for words in texts:
+        assert "+" in words and "ReLU" in words and any("shortcut" in w for w in words)
+    convs = [sum(w.split(",")[0].endswith("conv") for w in words) for words in texts]  # layer boxes: "3x3 conv, 64"
+    assert convs == [2, 3]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import make_photo
-from fruitlib import cache
+from fruitlib import FruitlibError, cache
 from fruitlib.data import decode, make_splits, scan, stored_size
 from fruitlib.models import build_model
 
@@ -225,3 +225,40 @@ def test_changed_weights_mean_new_activations(photos):
     after = cache.cached_activations(model, photos, stop, progress=False)
     assert not torch.equal(before, after)
     assert len(cache_files("activations-*.pt")) == 2
+
+
+def test_remember_computes_once_per_settings_and_version(isolated, monkeypatch):
+    calls = []
+
+    def make(value):
+        def compute():
+            calls.append(value)
+            return {"history": {"val_acc": [0.5, value]}, "test": value}
+        return compute
+
+    first = cache.remember("nb-experiment", {"seed": 0, "photos": "abc"}, make(0.7))
+    again = cache.remember("nb-experiment", {"photos": "abc", "seed": 0}, make(0.1))  # same settings, any order
+    other = cache.remember("nb-experiment", {"seed": 1, "photos": "abc"}, make(0.6))
+    assert first == again == {"history": {"val_acc": [0.5, 0.7]}, "test": 0.7} and other["test"] == 0.6
+    assert calls == [0.7, 0.6]
+    monkeypatch.setattr(cache, "__version__", "9.9.9")  # another fruitlib: computed again
+    assert cache.remember("nb-experiment", {"seed": 0, "photos": "abc"}, make(0.2))["test"] == 0.2
+
+
+def test_fingerprint_sees_every_value_and_the_shape():
+    fingerprint = cache.fingerprint
+    a = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
+    b = a.clone()
+    b[1, 2, 40, 40] = 1  # repr() of both tensors is the same
+    assert repr(a) == repr(b) and fingerprint(a) != fingerprint(b) and fingerprint(a) == fingerprint(a.clone())
+    assert fingerprint(torch.zeros(2, 3)) != fingerprint(torch.zeros(3, 2)) != fingerprint(torch.zeros(3, 2).double())
+    assert fingerprint(torch.zeros(2, requires_grad=True)) == fingerprint(torch.zeros(2))
+
+
+def test_remember_refuses_what_it_could_not_load_back(isolated):
+    import numpy as np
+    import pandas as pd
+
+    for value in ({"x": np.float64(0.5)}, {"frame": pd.DataFrame({"a": [1]})}, {"array": np.zeros(2)}):
+        with pytest.raises(FruitlibError, match="convert the result"):
+            cache.remember("nb-bad", {"value": repr(value)}, lambda: value)

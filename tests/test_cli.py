@@ -85,6 +85,24 @@ def test_evaluate_json_stays_json_when_photos_are_skipped(capsys, grocery_data, 
     assert "skipped 1" in stderr  # the summary is still shown, beside the JSON
 
 
+def test_train_reports_the_test_split_with_its_interval_and_takes_the_new_options(capsys, grocery_data_with_test,
+                                                                                  tmp_path):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "train", "--data", grocery_data_with_test, "--out", out, "--backbone",
+                              "efficientnet_lite0", "--mode", "last", "--lr", "0.002", "--backbone-lr", "0.0005",
+                              "--dropout", "--epochs", "1", "--image-size", "32", "--views", "0", "--device", "cpu")
+    assert code == 0
+    assert "; test accuracy " in stdout and "95% interval" in stdout and "12 photos" in stdout
+    params = json.loads((out / "params.json").read_text())
+    assert (params["lr"], params["backbone_lr"], params["dropout"]) == (0.002, 0.0005, True)
+    code, stdout, _ = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--split", "test", "--json")
+    scores = json.loads(stdout)
+    assert code == 0 and scores["n_images"] == 12
+    low, high = scores["interval95"]
+    assert low <= scores["accuracy"] <= high
+    assert scores["accuracy"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test"]["accuracy"])
+
+
 def test_predict_top_k(capsys, tiny_run):
     out, data = tiny_run
     photos = [data / name / f"{name}_00.jpg" for name in sorted(COLOURS)]
@@ -169,8 +187,13 @@ def test_end_to_end_on_grocery_store_photos(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     scores = json.loads(done.stdout)
     assert scores["n_images"] == metrics["n_val"] and len(scores["per_class"]) == 19
-    assert scores["accuracy"] > 0.3  # chance is about 1/19 = 0.05
+    assert scores["accuracy"] > 0.3  # the commonest class is about 0.2
     assert scores["accuracy"] == pytest.approx(metrics["val_accuracy"])
+    done = python_m_fruitlib("evaluate", "--checkpoint", out / "model.pt", "--split", "test", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tested = json.loads(done.stdout)
+    assert tested["n_images"] == metrics["test"]["n_images"] == 1117  # the official test split of the Fruit photos
+    assert tested["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
     split = pd.read_csv(out / "split.csv")
     photo = GROCERY / split.query("split == 'val'")["path"].iloc[0]

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from conftest import COLOURS, one_line
-from fruitlib import FruitlibError
+from fruitlib import FruitlibError, evaluate
 from fruitlib.data import decode, scan
 from fruitlib.evaluate import load_photo, predict_probs, report, top_k
 from fruitlib.models import build_model
@@ -97,3 +97,11 @@ def test_bad_photo_is_a_one_line_error(model, tmp_path, kind):
     with pytest.raises(FruitlibError) as error:
         top_k(model, [path])
     assert one_line(str(error.value)) and str(path) in str(error.value)
+
+
+def test_top_confusions_are_the_largest_off_diagonal_cells():
+    matrix = [[5, 3, 0], [1, 4, 0], [0, 6, 2]]  # rows: true class
+    top = evaluate.top_confusions(matrix, ["apple", "banana", "kiwi"], k=2)
+    assert top[["true", "predicted", "photos"]].values.tolist() == [["kiwi", "banana", 6], ["apple", "banana", 3]]
+    assert top["share of the true class"].tolist() == pytest.approx([6 / 8, 3 / 8])
+    assert len(evaluate.top_confusions([[5, 1], [0, 4]], ["apple", "kiwi"], k=4)) == 1  # only real mistakes

@@ -130,12 +130,28 @@ def test_leakage_random_split_of_bursts_looks_better():
     centres = rng.normal(0, 1, (4, 16))
     train_x, train_y = bursts(centres, 6, 5, rng)
     val_x, val_y = bursts(centres, 3, 5, rng)  # other scenes of the same classes: no burst spans both
-    table = explore.leakage(train_x, train_y, val_x, val_y, threshold=0.99, seed=0)
+    table = explore.leakage(train_x, train_y, {"val": (val_x, val_y)}, threshold=0.99, seed=0)
     random, official = table.loc["random 80/20 of train"], table.loc["official train -> val"]
+    grouped = table.loc["burst-grouped split of train"]
     assert random["near-duplicate share"] > 0.9 and official["near-duplicate share"] < 0.2
+    assert grouped["near-duplicate share"] == 0  # no burst on both sides
     assert random["median similarity"] > official["median similarity"]
     assert random["probe accuracy"] == 1.0 and official["probe accuracy"] < 0.9  # the leak flatters the random split
+    assert grouped["probe accuracy"] < random["probe accuracy"]
     assert random["train photos"] == 96 and random["held-out photos"] == 24 and official["held-out photos"] == 60
+    assert grouped["train photos"] + grouped["held-out photos"] == 120
+
+
+def test_bursts_join_chains_of_near_duplicates_and_grouped_splits_keep_them_whole():
+    x = np.array([[1.0, 0.0], [0.995, 0.1], [0.98, 0.2], [0.0, 1.0], [0.1, 0.995], [-1.0, 0.2]])
+    burst = explore.bursts(x, threshold=0.99)
+    assert burst[0] == burst[1] == burst[2]  # 0-2 are not that close, but a chain joins them
+    assert burst[3] == burst[4] and len({burst[0], burst[3], burst[5]}) == 3
+    labels = np.repeat([0, 1], 40)
+    groups = np.repeat(np.arange(16), 5)  # 8 bursts of 5 per class
+    keep, held = explore.grouped_split(labels, groups, 0.2, seed=0)
+    assert not set(groups[keep]) & set(groups[held]) and len(keep) + len(held) == 80
+    assert set(labels[held]) == {0, 1}  # stratified: both classes held out
 
 
 def test_importance_weights_follow_the_shift():

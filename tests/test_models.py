@@ -8,8 +8,9 @@ from torch import nn
 
 from fruitlib import FruitlibError
 from fruitlib.run import RunConfig, run_params
-from fruitlib.models import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, MODES, build_model, count_parameters,
-                             imagenet_classifier, resolve_backbone, set_mode)
+from fruitlib.models import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, MODES, LiteStage, backbone_network, build_model,
+                             count_parameters, imagenet_classifier, original_head, param_groups, resolve_backbone,
+                             set_mode, wrap)
 from fruitlib.weights import RESNETS
 
 CLASSES = ["apple", "banana", "kiwi", "lime", "plum"]
@@ -172,3 +173,44 @@ def test_imagenet_classifier_keeps_the_original_head():
     assert count_parameters(model)[0] == sum(p.numel() for p in model.head.parameters())
     state = torch.load(model.spec.weights_source, map_location="cpu", weights_only=True)
     assert torch.equal(model.head.weight, state["_fc.weight"])
+
+
+def original_and_wrapped(name: str, dropout: bool):
+    """The original network (ImageNet weights for Lite0, random for a ResNet offline) and its FruitNet twin."""
+    net, source = backbone_network(name, name == "efficientnet_lite0", image_size=64)
+    model = wrap(name, net, [str(i) for i in range(1000)], source, image_size=64, dropout=dropout)
+    model.head.load_state_dict(original_head(net).state_dict())
+    return net.eval(), model.eval()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_a_fruitnet_in_eval_mode_gives_the_original_networks_logits(name, dropout):
+    net, model = original_and_wrapped(name, dropout)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), net(x), atol=1e-5)
+
+
+def test_lite0_keeps_its_own_dropout_and_drop_connect_only_when_asked():
+    _, kept = original_and_wrapped("efficientnet_lite0", dropout=True)
+    _, off = original_and_wrapped("efficientnet_lite0", dropout=False)
+    assert kept.dropout.p == 0.2 and off.dropout.p == 0.0
+    rates = [r for stage in kept.stages if isinstance(stage, LiteStage) for r in stage.rates]
+    assert rates[0] == 0.0 and rates == sorted(rates) and 0.18 < rates[-1] < 0.2  # linear in depth, up to 0.2
+    assert all(r == 0 for stage in off.stages if isinstance(stage, LiteStage) for r in stage.rates)
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        kept.train(), off.train()
+        assert not torch.allclose(kept(x), kept(x))  # random: dropout and drop-connect are on
+        assert torch.allclose(off(x), off(x))  # batch statistics only: the same twice
+
+
+def test_param_groups_give_the_head_its_own_rate():
+    model = build_model(CLASSES, "resnet18", pretrained=False, mode="last")
+    groups = param_groups(model, lr=1e-3, backbone_lr=3e-4)
+    assert [(g["name"], g["lr"]) for g in groups] == [("backbone", 3e-4), ("head", 1e-3)]
+    assert sum(p.numel() for g in groups for p in g["params"]) == count_parameters(model)[0]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.head.parameters()}
+    frozen = param_groups(set_mode(model, "frozen"), lr=1e-3, backbone_lr=3e-4)
+    assert [g["name"] for g in frozen] == ["head"]

@@ -52,14 +52,44 @@ def test_image_grid_titles_and_colours():
     assert titled[-1].title.get_color() == "red"
 
 
-def test_heatmap_grid_and_accuracy_vs_data():
+def test_heatmap_grid_lays_a_map_over_each_photo():
     fig = plots.heatmap_grid(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.rand(2, 8, 8), ["a", "b"], columns=2)
     assert all(len(ax.images) == 2 for ax in fig.axes)
-    table = pd.DataFrame({"per_class": [5, 10, 5, 10], "run": ["transfer", "transfer", "scratch", "scratch"],
-                          "accuracy": [0.7, 0.8, 0.2, 0.3]})
-    fig = plots.accuracy_vs_data(table)
-    assert fig.axes[0].get_xscale() == "log"
-    assert np.allclose(sorted(fig.axes[0].get_xticks()), [5, 10])
+
+
+def test_accuracy_vs_data_labels_all_and_draws_the_baseline_and_the_seed_range():
+    table = pd.DataFrame({"per_class": [5, 5, 20, 20, 0, 0] * 2, "run": ["transfer"] * 6 + ["scratch"] * 6,
+                          "accuracy": [0.4, 0.5, 0.6, 0.62, 0.7, 0.72, 0.2, 0.22, 0.3, 0.31, 0.4, 0.41]})
+    ax = plots.accuracy_vs_data(table, {"always the commonest class": 0.25, "chance": 0.05}).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "20", "all"]  # 0 is "all", drawn last
+    assert any(np.allclose(line.get_ydata(), 0.25) for line in ax.lines)  # the commonest-class baseline
+    assert any(np.allclose(line.get_ydata(), 0.05) for line in ax.lines)
+    assert {"always the commonest class", "chance"} <= {t.get_text() for t in ax.get_legend().get_texts()}
+    assert len(ax.collections) == 2  # one band (the range over seeds) per kind of run
+    means = [line.get_ydata() for line in ax.lines if len(line.get_ydata()) == 3]
+    assert any(np.allclose(m, [0.45, 0.61, 0.71]) for m in means)
+
+
+def test_training_curves_have_whole_epoch_ticks():
+    h = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "train_loss": [1.0] * 5, "val_loss": [1.0] * 5,
+                      "train_acc": [0.5] * 5, "val_acc": [0.5] * 5})
+    fig = plots.training_curves({"run": h})
+    fig.canvas.draw()
+    for ax in fig.axes[:2]:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_image_grid_captions_never_overlap_the_photos():
+    images = torch.zeros(12, 3, 8, 8, dtype=torch.uint8)
+    fig = plots.image_grid(images, [f"Passion-Fruit\n-> Pomegranate {i}" for i in range(12)], columns=6)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    photos = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
+    for ax in fig.axes:
+        if ax.get_title():
+            caption = ax.title.get_window_extent(renderer)
+            assert not any(caption.overlaps(photo) for photo in photos)
 
 
 def test_photo_figures_are_saved_as_jpeg(tmp_path):

@@ -10,13 +10,22 @@ import pytest
 import torch
 
 from conftest import COLOURS, MISSING_LISTED, one_line
-from fruitlib import FruitlibError, run
+from fruitlib import FruitlibError, evaluate, run
 from fruitlib.checkpoint import load_checkpoint, model_from_checkpoint
 from fruitlib.run import RunConfig, train_run
 from fruitlib.train import COLUMNS
 
 OUTPUTS = ["model.pt", "best.pt", "metrics.json", "history.csv", "params.json", "split.csv", "curves.png",
            "confusion.png"]
+
+
+def photos_of_the_test_split(result) -> tuple:
+    from fruitlib.cache import load_split
+    from fruitlib.data import make_splits, scan
+
+    catalog = make_splits(scan(result.config.data))
+    photos = load_split(catalog, "test", result.config.image_size, progress=False)
+    return photos.images, photos.labels
 
 
 def config(data, out, **changes) -> RunConfig:
@@ -50,7 +59,8 @@ def test_a_run_writes_every_output(tiny_run):
     assert metrics["best_val_accuracy"] == pytest.approx(history["val_acc"].max())
     params = json.loads((out / "params.json").read_text())
     assert params["backbone"] == "efficientnet_lite0" and params["mode"] == "frozen"
-    assert params["lr"] == run.DEFAULT_LR["frozen"] and params["epochs"] == 2 and params["seed"] == 0
+    assert params["lr"] == run.DEFAULT_LR and params["backbone_lr"] is None  # frozen: only the head trains
+    assert params["epochs"] == 2 and params["seed"] == 0
     assert not any(os.path.isabs(p) for p in split["path"]) and all((data / p).is_file() for p in split["path"])
     state = load_checkpoint(out / "model.pt")
     assert len(state["training"]["history"]) == 2 and state["params"] == params
@@ -134,6 +144,39 @@ def test_resume_after_an_interruption_finishes_the_remaining_epochs(folder_data,
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
+def test_resume_keeps_the_two_learning_rates_of_fine_tuning(folder_data, tmp_path, monkeypatch, tiny_run):
+    whole = train_run(config(folder_data, tmp_path / "whole", mode="last"), progress=False)
+    real_fit = run.fit
+
+    def interrupted_fit(*args, on_epoch_end, **kwargs):
+        def stop_after_one(state):
+            on_epoch_end(state)
+            raise KeyboardInterrupt
+
+        return real_fit(*args, on_epoch_end=stop_after_one, **kwargs)
+
+    out = tmp_path / "interrupted"
+    monkeypatch.setattr(run, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config(folder_data, out, mode="last"), progress=False)
+    monkeypatch.setattr(run, "fit", real_fit)
+    assert [len(g["params"]) > 0 for g in load_checkpoint(out / "model.pt")["training"]["optimizer"]["param_groups"]] \
+        == [True, True]  # the stage's group and the head's
+    resumed = train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)
+    pd.testing.assert_frame_equal(history_of(out), history_of(whole.out), atol=1e-6)
+    assert resumed.history["backbone_lr"].iloc[0] < resumed.history["lr"].iloc[0]
+
+
+def test_a_run_of_another_fruitlib_version_is_not_resumed(tiny_run, tmp_path, monkeypatch):
+    out = tmp_path / "old"
+    shutil.copytree(tiny_run[0], out)
+    monkeypatch.setattr(run, "__version__", "9.9.9")
+    with pytest.raises(FruitlibError, match="written by fruitlib .* this is 9.9.9") as error:
+        train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)
+    assert one_line(str(error.value))
+    assert (out / "model.pt").is_file() and (out / "metrics.json").is_file()  # nothing lost
+
+
 def test_resume_with_nothing_to_resume(tmp_path):
     with pytest.raises(FruitlibError, match="nothing to resume") as error:
         train_run(RunConfig(out=str(tmp_path / "never")), resume=True, progress=False)
@@ -145,7 +188,7 @@ def test_scratch_trains_everything_from_random_weights(folder_data, tmp_path):
     m = result.metrics
     assert m["pretrained"] is False and m["mode"] == "full" and m["weights_source"] == "random initialisation"
     assert m["trainable_params"] == m["total_params"]
-    assert json.loads((tmp_path / "scratch" / "params.json").read_text())["lr"] == run.DEFAULT_LR["scratch"]
+    assert json.loads((tmp_path / "scratch" / "params.json").read_text())["lr"] == run.DEFAULT_LR
     with pytest.raises(FruitlibError, match="scratch"):
         train_run(config(folder_data, tmp_path / "bad", scratch=True, mode="frozen"), progress=False)
 
@@ -184,19 +227,54 @@ def test_a_grocery_clone_uses_its_official_splits(grocery_data, tmp_path):
     assert skipped["path"].str.endswith(MISSING_LISTED).any()
 
 
+def test_the_test_split_is_scored_and_reported_apart_from_validation(grocery_data_with_test, tmp_path):
+    result = train_run(config(grocery_data_with_test, tmp_path / "t", epochs=1, mode="last"), progress=False)
+    test = result.metrics["test"]
+    assert test["n_images"] == 3 * 4 and sum(test["per_class"][c]["support"] for c in test["per_class"]) == 12
+    assert set(test) == {"accuracy", "n_images", "per_class", "confusion"}
+    scored = evaluate.score(model_from_checkpoint(tmp_path / "t" / "model.pt"), *photos_of_the_test_split(result))
+    assert scored["accuracy"] == pytest.approx(test["accuracy"])  # the saved model, through the whole network
+    assert result.metrics["n_val"] == 8 and (result.history["val_acc"].notna()).all()  # validation chooses
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["test"] == test
+
+
+def test_without_a_test_split_there_is_no_test_score(tiny_run):
+    assert json.loads((tiny_run[0] / "metrics.json").read_text())["test"] is None  # folder data have no test split
+
+
+def test_pretrained_stages_fine_tune_slower_than_the_head(folder_data, tmp_path):
+    result = train_run(config(folder_data, tmp_path / "last", epochs=1, mode="last"), progress=False)
+    params = json.loads((tmp_path / "last" / "params.json").read_text())
+    assert params["lr"] == run.DEFAULT_LR and params["backbone_lr"] == pytest.approx(
+        run.DEFAULT_LR * run.BACKBONE_SHARE["last"])
+    assert result.history["backbone_lr"].iloc[0] == pytest.approx(params["backbone_lr"])
+    assert result.history["backbone_lr"].iloc[0] < result.history["lr"].iloc[0]
+    scratch = train_run(config(folder_data, tmp_path / "scratch", epochs=1, scratch=True), progress=False)
+    assert scratch.history["backbone_lr"].iloc[0] == scratch.history["lr"].iloc[0]  # random weights: one rate
+
+
 def test_reuse_loads_a_finished_run_with_the_same_settings(tiny_run, monkeypatch):
-    out = tiny_run[0]  # only read: reuse loads it, other settings are refused before anything is written
+    out = tiny_run[0]  # only read: reuse loads it
     monkeypatch.setattr(run, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
     cfg = config(tiny_run[1], out)
     result = train_run(cfg, reuse=True, progress=False)
     assert result.metrics == json.loads((out / "metrics.json").read_text())
     assert result.history["epoch"].tolist() == [1, 2] and not result.model.training
-    with pytest.raises(FruitlibError, match="already holds a run"):  # other settings: not reused, not overwritten
-        train_run(config(tiny_run[1], out, epochs=3), reuse=True, progress=False)
 
 
-def test_a_run_made_by_another_fruitlib_version_is_not_reused(tiny_run, monkeypatch):
-    out = tiny_run[0]
+def test_reuse_with_other_settings_trains_again_in_place(tiny_run, tmp_path):
+    out = tmp_path / "notebook-run"  # a notebook changed a parameter: its run folder is retrained, not refused
+    shutil.copytree(tiny_run[0], out)
+    result = train_run(config(tiny_run[1], out, epochs=1), reuse=True, progress=False)
+    assert result.history["epoch"].tolist() == [1] and json.loads((out / "params.json").read_text())["epochs"] == 1
+
+
+def test_a_run_made_by_another_fruitlib_version_is_not_reused(tiny_run, monkeypatch, tmp_path):
+    out = tmp_path / "older"
+    shutil.copytree(tiny_run[0], out)
     monkeypatch.setattr(run, "__version__", "0.0.1")  # as if the run had been made by this version, then upgraded
-    with pytest.raises(FruitlibError, match="already holds a run"):
-        train_run(config(tiny_run[1], out), reuse=True, progress=False)
+    trained = []
+    real_fit = run.fit
+    monkeypatch.setattr(run, "fit", lambda *a, **k: trained.append(1) or real_fit(*a, **k))
+    train_run(config(tiny_run[1], out), reuse=True, progress=False)
+    assert trained == [1] and json.loads((out / "params.json").read_text())["fruitlib"] == "0.0.1"

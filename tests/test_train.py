@@ -210,3 +210,30 @@ def test_convolutions_train_channels_last_and_the_cpu_needs_no_loader_workers():
     cpu = torch.device("cpu")
     assert loader_workers(cpu) == 0 and not native_bf16(cpu)
     assert memory_format(cpu) == torch.channels_last and memory_format(torch.device("mps")) == torch.contiguous_format
+
+
+class TwoPart(nn.Module):
+    """A body and a head, like a FruitNet, for parameter groups."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+
+def test_parameter_groups_train_at_their_own_rates_and_the_history_records_both():
+    torch.manual_seed(0)
+    model = TwoPart()
+    before = copy.deepcopy(model.state_dict())
+    groups = [{"name": "backbone", "params": list(model.body.parameters()), "lr": 1e-4},
+              {"name": "head", "params": list(model.head.parameters()), "lr": 1e-2}]
+    history = fit(model, blobs(30, 0), blobs(9, 1), epochs=3, lr=0.5, batch_size=8, device="cpu", progress=False,
+                  groups=groups)
+    assert history["lr"].iloc[0] == pytest.approx(1e-2) and history["backbone_lr"].iloc[0] == pytest.approx(1e-4)
+    assert (history["lr"] / history["backbone_lr"]).round(6).eq(100).all()  # both decay on the same schedule
+    moved = {k: (model.state_dict()[k] - before[k]).abs().max().item() for k in before}
+    assert moved["head.weight"] > 10 * moved["body.weight"] > 0  # Adam's steps scale with the rate
+    plain = fit(TwoPart(), blobs(30, 0), None, epochs=1, lr=0.05, batch_size=8, device="cpu", progress=False)
+    assert plain["lr"].iloc[0] == pytest.approx(0.05) and plain["backbone_lr"].isna().all()  # one group: the head's
