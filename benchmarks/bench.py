@@ -16,7 +16,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,13 +29,14 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fruitlib.augment import PhotoView, eval_transform, train_transform
-from fruitlib.cache import load_split
+from fruitlib.cache import load_split, stage_runner
 from fruitlib.data import (Catalog, ImagePathDataset, ImageTensorDataset, find_data, make_loader, make_splits, scan,
                            stored_size)
 from fruitlib.models import build_model, param_groups, resolve_backbone
 from fruitlib.run import DEFAULT_LR, rates, training_data
 from fruitlib.train import fit, make_optimizer, pick_device, run_epoch, seed_everything
-from settings import (DEFAULTS, backbone_forward_seconds, eval_batches, gpu_settings_summary, images_per_second,
+from timing import timed_train
+from settings import (DEFAULTS, eval_batches, gpu_settings_summary, images_per_second,
                       measure_decode_threads, measure_gpu_settings, measure_openmp_wait, measure_settings,
                       settings_summary)
 
@@ -142,33 +142,14 @@ def machine(device: torch.device) -> dict:
 
 def item_default_run(data: Path, backbone: str, work: Path, extra: list[str]) -> dict:
     """5 (and 4): fruitlib's default transfer run in a subprocess, cold cache: wall time, peak RSS, accuracy."""
-    out, cache = work / "default-run", work / "cache-default-run"
-    command = [sys.executable, "-m", "fruitlib", "train", "--data", str(data), "--out", str(out),
-               "--backbone", backbone, *extra]
-    env = os.environ | {"FRUITLIB_CACHE": str(cache)}
-    log_path = work / "default-run.log"
-    with open(log_path, "w") as logfile:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, env=env)
-        try:
-            _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage, peak RSS included
-        except BaseException:  # interrupted: do not leave the training run behind
-            process.kill()
-            process.wait()
-            raise
-        wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n" + log_path.read_text()[-3000:])
-    metrics = json.loads((out / "metrics.json").read_text())
+    out = work / "default-run"
+    run = timed_train(["--data", str(data), "--backbone", backbone, *extra], out, work / "cache-default-run")
+    metrics = run.pop("metrics")
     history = pd.read_csv(out / "history.csv")
-    rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
-    return {"command": " ".join(command), "cache": "cold", "wall_s": wall, "inside_s": metrics["seconds"],
-            "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_bytes": rss, "peak_rss_gib": rss / 2**30, "val_accuracy": metrics["val_accuracy"],
-            "epochs": metrics["epochs"], "mode": metrics["mode"], "backbone": metrics["backbone"],
-            "image_size": metrics["image_size"], "n_train": metrics["n_train"], "n_val": metrics["n_val"],
-            "epoch_s": float(history["seconds"].mean()), "epoch_s_all": history["seconds"].tolist()}
+    return run | {"cache": "cold", "inside_s": metrics["seconds"], "val_accuracy": metrics["val_accuracy"],
+                  "epochs": metrics["epochs"], "mode": metrics["mode"], "backbone": metrics["backbone"],
+                  "image_size": metrics["image_size"], "n_train": metrics["n_train"], "n_val": metrics["n_val"],
+                  "epoch_s": float(history["seconds"].mean()), "epoch_s_all": history["seconds"].tolist()}
 
 
 def item_pipeline(catalog: Catalog, size: int, cache: Path) -> tuple[dict, object]:
@@ -238,24 +219,39 @@ def frozen_transfer(catalog: Catalog, name: str, views: int, epochs: int, device
     return times | {"views": views, "epochs": epochs, "val_accuracy": float(history["val_acc"].iloc[-1])}
 
 
+def engine_forward_seconds(model, batches: list[torch.Tensor], device: torch.device) -> float:
+    """The floor of item 2: one pass of fruitlib's engine for the frozen stages (ONNX Runtime on a CPU, PyTorch on a
+    GPU) over batches already decoded and prepared, after a warm-up batch (and the export, outside the timing)."""
+    run = stage_runner(model, len(model.stages), device)
+    run(batches[0].to(device))
+    start = time.perf_counter()
+    for x in batches:
+        run(x.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def item_frozen(catalog: Catalog, name: str, epochs: int, cache: Path, device: torch.device) -> dict:
-    """2: frozen-feature transfer from raw photos vs the floor, one forward pass over the same photos."""
+    """2: frozen-feature transfer from raw photos vs the floor, one engine pass over the same photos."""
     model = build_model(catalog.classes, name, True, "frozen", image_size=DEFAULTS.image_size)
     with fruitlib_cache(cache):
         train = load_split(catalog, "train", DEFAULTS.image_size, progress=False)
         val = load_split(catalog, "val", DEFAULTS.image_size, progress=False)
     images = torch.cat([train.images, val.images])
     batches = eval_batches(images, model.spec, 64)  # fruitlib's activations() batch size
-    floors = [backbone_forward_seconds(model, batches, True, device)]
+    with fruitlib_cache(cache):
+        floors = [engine_forward_seconds(model, batches, device)]
     del batches
     result = {"images": len(images), "n_train": len(train.labels), "n_val": len(val.labels)}
     with fruitlib_cache(cache):
         drop(cache)
+        drop(cache, "onnx/*.onnx")  # cold: the export of the frozen stages is made again, inside the timing
         result["fixed_features_cold"] = frozen_transfer(catalog, name, 0, epochs, device)
         drop(cache, "activations-*.pt")  # decoded photos stay: a warm image cache, features recomputed
         result["fixed_features_warm_images"] = frozen_transfer(catalog, name, 0, epochs, device)
-    batches = eval_batches(images, model.spec, 64)
-    floors.append(backbone_forward_seconds(model, batches, True, device))
+        batches = eval_batches(images, model.spec, 64)
+        floors.append(engine_forward_seconds(model, batches, device))
     result["floor_s_each"] = floors
     result["floor_s"] = floor = sum(floors) / len(floors)
     for key in ("fixed_features_cold", "fixed_features_warm_images"):

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, engines
 from .augment import PhotoView, eval_transform, num_threads, train_transform
 from .data import Catalog, decode, skipped_summary, stored_size
 from .errors import FruitlibError
@@ -152,6 +152,14 @@ def view_of(model: FruitNet, view: int) -> PhotoView:
     return (eval_transform if view == 0 else train_transform)(spec.image_size, spec.mean, spec.std)
 
 
+def stage_runner(model: FruitNet, stop: int, device: torch.device | str = "cpu") -> engines.Runner:
+    """The stages ``[0, stop)`` of ``model`` in eval mode, run by :func:`fruitlib.engines.choose`'s engine; an ONNX
+    export of them is kept in the cache folder, named by their weights and the image size."""
+    spec = model.spec
+    path = cache_dir() / "onnx" / f"{spec.backbone}-{_weights_digest(model, stop)}-{stop}-{spec.image_size}px.onnx"
+    return engines.runner(model.eval(), stop, torch.device(device), path)[0]
+
+
 @torch.inference_mode()
 def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
                 batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
@@ -163,25 +171,22 @@ def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0,
     photo_view = view_of(model, view)
     torch.manual_seed(seed * 1000 + view)
     was_training = model.training
-    model.eval()
+    run = stage_runner(model, stop, device)
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc=f"features (view {view})", disable=not progress,
                       leave=False):
-        x = photo_view.batch(images[start:start + batch_size]).to(device)  # channels-last, as the view makes it
-        y = model.features(x, 0, stop)
-        if stop >= len(model.stages):
-            y = y.mean(dim=(2, 3), keepdim=True)
-        out.append(y.to("cpu", torch.float16))
+        out.append(run(photo_view.batch(images[start:start + batch_size]).to(device)).to("cpu", torch.float16))
     model.train(was_training)
     return torch.cat(out)
 
 
 def cached_activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
                        device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
-    """:func:`activations`, kept on disk under a key made of the weights, the photos, the view and (for the random
-    views, not the evaluation view 0) the seed."""
+    """:func:`activations`, kept on disk under a key made of the weights, the photos, the view, the engine and (for
+    the random views, not the evaluation view 0) the seed."""
     seed = seed if view else 0  # the evaluation view draws nothing at random: one entry serves every seed
-    key = _digest(_weights_digest(model, stop), repr(view_of(model, view)), stop, view, seed, fingerprint(images))
+    key = _digest(_weights_digest(model, stop), repr(view_of(model, view)), stop, view, seed, fingerprint(images),
+                  engines.choose(torch.device(device)))
 
     def make() -> dict:
         return {"x": activations(model, images, stop, view, seed, device=device, progress=progress)}

@@ -19,9 +19,14 @@ from .weights import atomic_save, load_into, load_state_dict_file
 REQUIRED = ("model", "spec", "params")
 
 
-def save_checkpoint(path: str | os.PathLike, model: FruitNet, params: dict, training: dict | None = None) -> Path:
-    """Write atomically (see :func:`~fruitlib.weights.atomic_save`): an interruption keeps the previous file."""
-    state = {"model": model.state_dict(), "spec": model.spec.to_dict(), "params": params, "training": training}
+def save_checkpoint(path: str | os.PathLike, model: FruitNet, params: dict, training: dict | None = None,
+                    weights: dict | None = None) -> Path:
+    """Write atomically (see :func:`~fruitlib.weights.atomic_save`): an interruption keeps the previous file.
+
+    ``weights``: a state dict of ``model`` saved earlier (e.g. its best epoch's) instead of its current one.
+    """
+    state = {"model": weights if weights is not None else model.state_dict(), "spec": model.spec.to_dict(),
+             "params": params, "training": training}
     return atomic_save(state, path)
 
 

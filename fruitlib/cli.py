@@ -8,33 +8,50 @@ import argparse
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 from . import stats
 from .errors import FruitlibError
-from .run import RunConfig
+from .run import DEFAULT_EPOCHS, PRESETS, RunConfig
 
 DEFAULTS = RunConfig()
+
+
+def train_config(args: argparse.Namespace) -> RunConfig:
+    """The run's settings: RunConfig's defaults, then the ``--preset``'s, then every option given."""
+    given = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__ and v is not None}
+    return RunConfig(**(PRESETS[args.preset] if args.preset else {}) | given | {"cache": not args.no_cache,
+                                                                                "test": bool(args.test)})
+
+
+def interrupted(out: Path) -> str:
+    """What Ctrl-C left on disk, and what to do next."""
+    from .checkpoint import load_checkpoint
+
+    try:
+        done = len(load_checkpoint(out / "model.pt")["training"]["history"])
+    except (FruitlibError, TypeError, KeyError):
+        return f"interrupted before an epoch was saved: {out} holds nothing to resume; train again (--overwrite)"
+    return f"interrupted: {out}/model.pt holds the first {done} epoch(s); continue with --resume"
 
 
 def _train(args: argparse.Namespace) -> None:
     from .run import train_run
 
-    cfg = RunConfig(data=args.data, out=args.out, backbone=args.backbone, scratch=args.scratch, mode=args.mode,
-                    epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
-                    backbone_lr=args.backbone_lr, optimizer=args.optimizer, views=args.views, dropout=args.dropout,
-                    cache=not args.no_cache, seed=args.seed,
-                    labels=args.labels, category=args.category, per_class=args.per_class, weights=args.weights,
-                    device=args.device)
+    cfg = train_config(args)
     try:
         result = train_run(cfg, resume=args.resume, overwrite=args.overwrite)
     except KeyboardInterrupt:
-        raise FruitlibError(f"interrupted: the last finished epoch is saved in {args.out}/model.pt; "
-                            "continue with --resume") from None
+        raise FruitlibError(interrupted(Path(cfg.out))) from None
     m = result.metrics
-    tested = f"; test accuracy {stats.describe(m['test']['accuracy'], m['test']['n_images'])}" if m["test"] else ""
     print(f"{m['backbone']} ({'pretrained' if m['pretrained'] else 'from scratch'}, {m['mode']}): "
-          f"validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} photos after {m['epochs']} epochs{tested}, "
+          f"validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} photos after {m['epochs']} epochs, "
           f"{m['seconds']:.0f} s; results in {result.out}")
+    if m["test"]:
+        print(f"test accuracy {stats.describe(m['test']['accuracy'], m['test']['n_images'])}")
+    else:
+        print(f"once the settings are final, score the test split: python -m fruitlib evaluate --checkpoint "
+              f"{result.out}/model.pt --split test")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -86,25 +103,30 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="folder-per-class root or Grocery Store clone (default: $FRUITLIB_DATA, "
                                       "else data/GroceryStoreDataset)")
     train.add_argument("--out", required=True, help="run folder for model.pt, metrics.json, history.csv, figures")
-    train.add_argument("--backbone", default="auto", help="resnet18..resnet152, efficientnet_lite0, or auto")
-    train.add_argument("--scratch", action="store_true", help="random initialisation instead of ImageNet weights")
+    train.add_argument("--backbone", help="resnet18..resnet152, efficientnet_lite0/1/2, or auto (the default: "
+                                            "ResNet-50 if its weights are here, else the Lite nearest the image size)")
+    train.add_argument("--scratch", action="store_true", default=None, help="random initialisation instead of ImageNet weights")
     train.add_argument("--mode", choices=["frozen", "last", "full"], help="what trains (default: frozen; full "
                                                                            "with --scratch)")
     train.add_argument("--weights", help="local ImageNet .pth file for the backbone (offline use)")
-    for flag, kind, default in (("--epochs", int, DEFAULTS.epochs), ("--image-size", int, DEFAULTS.image_size),
-                                ("--batch-size", int, DEFAULTS.batch_size), ("--seed", int, DEFAULTS.seed),
-                                ("--views", int, DEFAULTS.views), ("--per-class", int, None)):
-        train.add_argument(flag, type=kind, default=default)
+    train.add_argument("--preset", choices=sorted(PRESETS), help="named settings, before the options given: "
+                       + "; ".join(f"{k}: {' '.join(f'{n}={v}' for n, v in p.items())}" for k, p in PRESETS.items()))
+    for flag, default in (("--epochs", f"{DEFAULT_EPOCHS['frozen']} for --mode frozen, else {DEFAULT_EPOCHS['full']}"), ("--image-size", DEFAULTS.image_size),
+                          ("--batch-size", DEFAULTS.batch_size), ("--seed", DEFAULTS.seed),
+                          ("--views", DEFAULTS.views), ("--per-class", None)):
+        train.add_argument(flag, type=int, help=f"default: {default}" if default is not None else None)
     train.add_argument("--lr", type=float, help="the new head's learning rate (default 1e-3; from scratch: every "
                                                  "layer's)")
     train.add_argument("--backbone-lr", type=float, help="the rate of the pretrained stages that train (default: "
                                                           "0.3 of --lr for --mode last, 0.1 for full)")
-    train.add_argument("--optimizer", choices=["adamw", "sgd"], default=DEFAULTS.optimizer)
-    train.add_argument("--labels", choices=["coarse", "fine"], default="coarse", help="Grocery Store labels")
-    train.add_argument("--category", choices=["Fruit", "Vegetables", "Packages"], default="Fruit")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    train.add_argument("--dropout", action="store_true", help="keep EfficientNet-Lite's own dropout and drop-connect "
+    train.add_argument("--optimizer", choices=["adamw", "sgd"], help=f"default: {DEFAULTS.optimizer}")
+    train.add_argument("--labels", choices=["coarse", "fine"], help="Grocery Store labels (default: coarse)")
+    train.add_argument("--category", choices=["Fruit", "Vegetables", "Packages"], help="default: Fruit")
+    train.add_argument("--device", help="auto (the default), cpu, cuda or mps")
+    train.add_argument("--dropout", action="store_true", default=None, help="keep EfficientNet-Lite's own dropout and drop-connect "
                                                                "(ResNets have none)")
+    train.add_argument("--test", action="store_true", help="score the test split too (default: no; score it once, "
+                                                            "when the settings are final: evaluate --split test)")
     train.add_argument("--no-cache", action="store_true", help="run frozen layers every epoch (slow; to compare)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")

@@ -7,32 +7,28 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-from torch.utils.data import Dataset
 
 from .augment import eval_transform
-from .data import ImageTensorDataset, decode, make_loader, stored_size
+from .cache import stage_runner
+from .data import decode, stored_size
 from .errors import FruitlibError
 from .models import FruitNet
 
 
 @torch.inference_mode()
-def predict_probs(model: torch.nn.Module, dataset: Dataset, batch_size: int = 128,
-                  device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities and true labels for every item of ``dataset``, in order."""
-    model.eval().to(device)
-    probs, labels = [], []
-    for x, y in make_loader(dataset, batch_size):
-        probs.append(torch.softmax(model(x.to(device, torch.float32)), 1).cpu())
-        labels.append(y)
-    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+def predict_images(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu",
+                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities and labels for decoded uint8 photos, each seen through the model's evaluation view.
 
-
-def predict_images(model: FruitNet, images: torch.Tensor, labels: torch.Tensor,
-                   device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """:func:`predict_probs` for decoded uint8 photos, each seen through the model's evaluation view."""
+    The stages run on the engine of :func:`fruitlib.cache.stage_runner` (ONNX Runtime on a CPU), then the head.
+    """
     spec = model.spec
     view = eval_transform(spec.image_size, spec.mean, spec.std)
-    return predict_probs(model, ImageTensorDataset(images, labels, view), device=device)
+    model.eval().to(device)
+    stages = stage_runner(model, len(model.stages), device)
+    probs = [torch.softmax(model.classify(stages(view.batch(images[i:i + batch_size]).to(device)).flatten(1)), 1)
+             for i in range(0, len(images), batch_size)]
+    return torch.cat(probs).cpu().numpy(), labels.numpy()
 
 
 def score(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu") -> dict:

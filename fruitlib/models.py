@@ -1,4 +1,4 @@
-"""Backbones with a new head: ResNet-18..152 (torchvision) and EfficientNet-Lite0 (offline stand-in).
+"""Backbones with a new head: ResNet-18..152 (torchvision) and EfficientNet-Lite0/1/2 (the offline stand-ins).
 
 Every backbone becomes a :class:`FruitNet`: a sequence of *stages* (stem, ..., last stage), global
 average pooling, dropout and a linear head for N classes. Transfer modes decide which stages train:
@@ -20,9 +20,11 @@ import torchvision.models as tvm
 from torch import nn
 
 from .errors import FruitlibError
-from .weights import RESNETS, lite0_weights_file, load_into, load_state_dict_file, resnet_weights_enum, resnet_weights_file
+from .weights import (LITES, RESNETS, lite_weights_file, load_into, load_state_dict_file, resnet_weights_enum,
+                      resnet_weights_file)
 
-BACKBONES = (*RESNETS, "efficientnet_lite0")
+BACKBONES = (*RESNETS, *LITES)
+LITE_NATIVE_SIZE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}  # trained at
 MODES = ("frozen", "last", "full")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
@@ -115,10 +117,10 @@ def resnet_stages(net: tvm.ResNet) -> tuple[list[nn.Module], int]:
     return [stem, net.layer1, net.layer2, net.layer3, net.layer4], net.fc.in_features
 
 
-def _lite0_network(image_size: int) -> nn.Module:
+def _lite_network(name: str, image_size: int) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+    net = EfficientNet.from_name(name.replace("_", "-"), image_size=image_size)
     for layer in net.modules():  # TensorFlow's BatchNorm momentum 0.99 is PyTorch's 0.01: running statistics
         if isinstance(layer, nn.BatchNorm2d):  # would barely move in a short run; use PyTorch's usual 0.1
             layer.momentum = 0.1
@@ -142,7 +144,7 @@ class LiteStage(nn.Sequential):
         return x
 
 
-def _lite0_stages(net: nn.Module, dropout: bool) -> tuple[list[nn.Module], int]:
+def _lite_stages(net: nn.Module, dropout: bool) -> tuple[list[nn.Module], int]:
     """Stem, the MBConv stages (a new stage where channels change), the last one joined to the 1x1 head conv."""
     top = (net._global_params.drop_connect_rate or 0.0) if dropout else 0.0
     groups: list[list[int]] = []
@@ -165,11 +167,11 @@ def backbone_network(name: str, pretrained: bool, weights: str | os.PathLike | N
         if not pretrained:
             return net, "random initialisation"
         path = resnet_weights_file(name, weights)
-    elif name == "efficientnet_lite0":
-        net = _lite0_network(image_size)
+    elif name in LITES:
+        net = _lite_network(name, image_size)
         if not pretrained:
             return net, "random initialisation"
-        path = weights or lite0_weights_file()
+        path = weights or lite_weights_file(name)
     else:
         raise FruitlibError(f"unknown backbone '{name}': choose one of {', '.join(BACKBONES)} or auto")
     load_into(net, load_state_dict_file(path, "weights file"), path, f"{name} ImageNet weights")
@@ -181,11 +183,19 @@ def original_head(net: nn.Module) -> nn.Linear:
     return net.fc if isinstance(net, tvm.ResNet) else net._fc
 
 
-def resolve_backbone(name: str, weights: str | os.PathLike | None = None) -> tuple[str, str]:
-    """``auto`` means ResNet-50 when its ImageNet weights can be had, else EfficientNet-Lite0. Returns (name, why).
+def offline_lite(image_size: int) -> str:
+    """The EfficientNet-Lite trained at the resolution nearest ``image_size`` (224, 240, 260 px: Lite0, 1, 2).
 
-    The rule is the same for training from scratch, so that "auto" transfer and "auto" scratch runs compare
-    the same architecture.
+    EfficientNet scales width, depth and resolution together, so each variant is at its best near its own size.
+    """
+    return min(LITE_NATIVE_SIZE, key=lambda name: (abs(LITE_NATIVE_SIZE[name] - image_size), name))
+
+
+def resolve_backbone(name: str, weights: str | os.PathLike | None = None, image_size: int = 224) -> tuple[str, str]:
+    """``auto``: ResNet-50 when its ImageNet weights can be had, else :func:`offline_lite` of ``image_size``.
+
+    Returns (name, why). The rule is the same for training from scratch, so that "auto" transfer and "auto"
+    scratch runs compare the same architecture.
     """
     if name != "auto":
         if name not in BACKBONES:
@@ -195,8 +205,9 @@ def resolve_backbone(name: str, weights: str | os.PathLike | None = None) -> tup
         resnet_weights_file("resnet50", weights)
         return "resnet50", "auto: ResNet-50 ImageNet weights found"
     except FruitlibError:
-        return "efficientnet_lite0", ("auto: no ResNet-50 ImageNet weights here (offline?), so the offline "
-                                      "EfficientNet-Lite0 ImageNet weights stand in - not a ResNet")
+        lite = offline_lite(image_size)
+        return lite, (f"auto: no ResNet-50 ImageNet weights here (offline?), so the offline EfficientNet-Lite{lite[-1]} "
+                      "ImageNet weights stand in - not a ResNet")
 
 
 def normalisation(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -213,7 +224,7 @@ def wrap(name: str, net: nn.Module, classes: list[str], source: str = "", pretra
     if name in RESNETS:
         (stages, dim), rate = resnet_stages(net), 0.0
     else:
-        (stages, dim), rate = _lite0_stages(net, dropout), net._global_params.dropout_rate if dropout else 0.0
+        (stages, dim), rate = _lite_stages(net, dropout), net._global_params.dropout_rate if dropout else 0.0
     spec = ModelSpec(name, list(classes), pretrained, image_size, *normalisation(name), source)
     return FruitNet(stages, dim, spec, rate)
 
@@ -221,7 +232,7 @@ def wrap(name: str, net: nn.Module, classes: list[str], source: str = "", pretra
 def build_model(classes: list[str], backbone: str = "auto", pretrained: bool = True, mode: str = "full",
                 weights: str | os.PathLike | None = None, image_size: int = 224, dropout: bool = False) -> FruitNet:
     """A backbone with a new head for ``classes``, frozen according to ``mode`` (``dropout``: see :func:`wrap`)."""
-    name, _ = resolve_backbone(backbone, weights)
+    name, _ = resolve_backbone(backbone, weights, image_size)
     net, source = backbone_network(name, pretrained, weights, image_size)
     return set_mode(wrap(name, net, classes, source, pretrained, image_size, dropout), mode)
 
@@ -229,7 +240,7 @@ def build_model(classes: list[str], backbone: str = "auto", pretrained: bool = T
 def imagenet_classifier(backbone: str = "auto", weights: str | os.PathLike | None = None,
                         image_size: int = 224) -> FruitNet:
     """The pretrained network with its original 1000-class ImageNet head: what it "sees" before transfer."""
-    name, _ = resolve_backbone(backbone, weights)
+    name, _ = resolve_backbone(backbone, weights, image_size)
     net, source = backbone_network(name, True, weights, image_size)
     categories = resnet_weights_enum("resnet50").meta["categories"]  # the standard ImageNet-1k order
     model = wrap(name, net, categories, source, True, image_size)

@@ -1,12 +1,13 @@
 """One training run from data folder to run folder: what ``python -m fruitlib train`` and the notebooks call.
 
 A run folder holds ``params.json`` (every setting), ``split.csv`` (the exact split), ``model.pt``
-(latest epoch, resumable), ``best.pt`` (best validation accuracy), ``history.csv``, ``metrics.json``
+(the last epoch saved, resumable: the first, then one per ``SAVE_EVERY_S`` seconds, and the last), ``best.pt``
+(best validation accuracy), ``history.csv``, ``metrics.json``
 and the figures ``curves.png`` and ``confusion.png``.
 
-The validation split is for choosing (settings, the best epoch); where the data have a test split, the final
-model is scored on it too and ``metrics.json`` reports it beside the validation score. Nothing in a run
-looks at the test scores.
+The validation split is for choosing (settings, the best epoch); where the data have a test split and
+``RunConfig.test`` is set, the final model is scored on it too and ``metrics.json`` reports it beside the
+validation score. Nothing in a run looks at the test scores.
 """
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ DEFAULT_LR = 1e-3  # the head's learning rate in every mode (from scratch: every
 # discriminative rate). "last": 0.3, chosen on the validation split (benchmarks/choose_settings.py); "full": 0.1,
 # the article's 1e-4 for a pretrained body (unmeasured here: it needs a GPU); from scratch everything is new.
 BACKBONE_SHARE = {"last": 0.3, "full": 0.1, "scratch": 1.0}
+# Epochs when none are given. An epoch of the head on cached features costs little and more of them helped
+# (benchmarks/choose_defaults.py); an epoch of trained stages costs a pass of the network over the photos.
+DEFAULT_EPOCHS = {"frozen": 100, "last": 10, "full": 10}
+SAVE_EVERY_S = 5.0  # between the first and the last epoch, model.pt is rewritten at most this often
+# Named settings for ``train --preset``, chosen like the defaults on the train and validation splits
+# (benchmarks/choose_defaults.py; the search and its numbers are in benchmarks/README.md).
+PRESETS = {"accurate": {"backbone": "efficientnet_lite1", "image_size": 240, "views": 4}}
 
 
 @dataclass
@@ -50,13 +58,13 @@ class RunConfig:
     backbone: str = "auto"
     scratch: bool = False
     mode: str | None = None  # frozen / last / full; default: frozen for transfer, full from scratch
-    epochs: int = 10
-    image_size: int = 128
+    epochs: int | None = None  # None: DEFAULT_EPOCHS of the mode
+    image_size: int = 224
     batch_size: int = 64
     lr: float | None = None  # the head's learning rate (None: DEFAULT_LR)
     backbone_lr: float | None = None  # rate of the stages that train (None: lr * BACKBONE_SHARE of the mode)
     optimizer: str = "adamw"
-    views: int = 2  # augmented views per photo when frozen activations are cached
+    views: int = 1  # augmented views per photo when frozen activations are cached
     dropout: bool = False  # the backbone's own dropout and drop-connect (EfficientNet-Lite's; see fruitlib.models)
     cache: bool = True  # frozen stages computed once (False: run them every epoch, the slow way)
     seed: int = 0
@@ -64,6 +72,7 @@ class RunConfig:
     category: str = "Fruit"
     val_fraction: float = 0.2
     per_class: int | None = None  # at most this many training photos per class (None: all)
+    test: bool = True  # score the test split too, where the data have one (the CLI only when asked: --test)
     weights: str | None = None
     device: str = "auto"
 
@@ -146,14 +155,14 @@ def run_params(cfg: RunConfig) -> dict:
 
     fruitlib's version is saved too: a run made by another version is not reused (its results may differ).
     """
-    name, why = resolve_backbone(cfg.backbone, cfg.weights)
+    name, why = resolve_backbone(cfg.backbone, cfg.weights, cfg.image_size)
     mode = cfg.mode or ("full" if cfg.scratch else "frozen")
     if cfg.scratch and mode != "full":
         raise FruitlibError("a network trained from scratch has nothing to freeze: use mode 'full' with --scratch")
     lr, backbone_lr = rates(cfg, mode)
     return json.loads(json.dumps(dataclasses.asdict(cfg) | {"backbone": name, "backbone_reason": why, "mode": mode,
-                                                             "lr": lr, "backbone_lr": backbone_lr,
-                                                             "fruitlib": __version__}))
+                                                             "epochs": cfg.epochs or DEFAULT_EPOCHS[mode], "lr": lr,
+                                                             "backbone_lr": backbone_lr, "fruitlib": __version__}))
 
 
 def load_run(out: str | os.PathLike) -> RunResult:
@@ -196,21 +205,27 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     device = pick_device(cfg.device)
     train_set = load_split(catalog, "train", cfg.image_size, progress)
     val_set = load_split(catalog, "val", cfg.image_size, progress)
-    test_set = load_split(catalog, "test", cfg.image_size, progress) if catalog.has("test") else None
+    test_set = load_split(catalog, "test", cfg.image_size, progress) if cfg.test and catalog.has("test") else None
     skipped = catalog.skipped + train_set.skipped + val_set.skipped + (test_set.skipped if test_set else [])
     if skipped:
         pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
     module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress)
     best = max([h["val_acc"] for h in training["history"]], default=-1.0) if training else -1.0
+    best_weights, saved_at = None, -float("inf")
 
-    def on_epoch_end(state: dict) -> None:
-        nonlocal best
-        save_checkpoint(out / "model.pt", model, params, state)
+    def on_epoch_end(state: dict) -> None:  # the first and last epochs are saved, between them one per SAVE_EVERY_S
+        nonlocal best, best_weights, saved_at
         if state["history"][-1]["val_acc"] > best:
             best = state["history"][-1]["val_acc"]
-            save_checkpoint(out / "best.pt", model, params)
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if time.perf_counter() - saved_at >= SAVE_EVERY_S or len(state["history"]) == params["epochs"]:
+            save_checkpoint(out / "model.pt", model, params, state)
+            if best_weights is not None:
+                save_checkpoint(out / "best.pt", model, params, weights=best_weights)
+                best_weights = None
+            saved_at = time.perf_counter()
 
-    history = fit(module, train_ds, val_ds, epochs=cfg.epochs, lr=params["lr"], batch_size=cfg.batch_size,
+    history = fit(module, train_ds, val_ds, epochs=params["epochs"], lr=params["lr"], batch_size=cfg.batch_size,
                   optimizer=cfg.optimizer, seed=cfg.seed, device=device, on_epoch_end=on_epoch_end,
                   resume=training, progress=progress,
                   groups=param_groups(model, params["lr"], params["backbone_lr"]))

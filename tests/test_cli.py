@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -90,9 +91,10 @@ def test_train_reports_the_test_split_with_its_interval_and_takes_the_new_option
     out = tmp_path / "run"
     code, stdout, _ = run_cli(capsys, "train", "--data", grocery_data_with_test, "--out", out, "--backbone",
                               "efficientnet_lite0", "--mode", "last", "--lr", "0.002", "--backbone-lr", "0.0005",
-                              "--dropout", "--epochs", "1", "--image-size", "32", "--views", "0", "--device", "cpu")
+                              "--dropout", "--test", "--epochs", "1", "--image-size", "32", "--views", "0",
+                              "--device", "cpu")
     assert code == 0
-    assert "; test accuracy " in stdout and "95% interval" in stdout and "12 photos" in stdout
+    assert "\ntest accuracy " in stdout and "95% interval" in stdout and "12 photos" in stdout
     params = json.loads((out / "params.json").read_text())
     assert (params["lr"], params["backbone_lr"], params["dropout"]) == (0.002, 0.0005, True)
     code, stdout, _ = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--split", "test", "--json")
@@ -162,7 +164,18 @@ def test_interrupted_training_is_one_line_with_the_way_to_resume(capsys, monkeyp
 
     monkeypatch.setattr(run, "train_run", interrupted)
     code, _, err = run_cli(capsys, "train", "--data", folder_data, "--out", tmp_path / "run")
-    assert_one_line_error(code, err, "--resume", "model.pt")
+    assert_one_line_error(code, err, "before an epoch was saved", "nothing to resume")
+
+
+def test_interrupted_training_says_which_epochs_are_on_disk(capsys, monkeypatch, tiny_run, tmp_path):
+    from fruitlib import run
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    monkeypatch.setattr(run, "train_run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    code, _, err = run_cli(capsys, "train", "--data", tiny_run[1], "--out", out, "--resume")
+    epochs = len(pd.read_csv(out / "history.csv"))
+    assert_one_line_error(code, err, f"holds the first {epochs} epoch(s)", "--resume", "model.pt")
 
 
 def test_python_m_fruitlib_errors_without_traceback(tmp_path):
@@ -177,7 +190,8 @@ def test_end_to_end_on_grocery_store_photos(tmp_path):
     began = time.perf_counter()
     out = tmp_path / "run"
     done = python_m_fruitlib("train", "--data", GROCERY, "--out", out, "--backbone", "efficientnet_lite0", "--epochs",
-                             "2", "--image-size", "64", "--views", "0", "--device", "cpu", timeout=300, cwd=tmp_path)
+                             "2", "--image-size", "64", "--views", "0", "--device", "cpu", "--test", timeout=300,
+                             cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "validation accuracy" in done.stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -202,3 +216,14 @@ def test_end_to_end_on_grocery_store_photos(tmp_path):
     [line] = done.stdout.strip().splitlines()
     assert line.startswith(str(photo)) and len(line.split(": ", 1)[1].split(", ")) == 3
     print(f"end to end: {time.perf_counter() - began:.0f} s, accuracy {scores['accuracy']:.2f}")
+
+
+def test_a_preset_sets_its_values_and_options_given_win():
+    preset = cli.PRESETS["accurate"]
+    cfg = cli.train_config(cli.parser().parse_args(["train", "--out", "x", "--preset", "accurate"]))
+    assert all(getattr(cfg, k) == v for k, v in preset.items())
+    cfg = cli.train_config(cli.parser().parse_args(["train", "--out", "x", "--preset", "accurate", "--views", "1",
+                                                    "--seed", "3"]))
+    assert cfg.views == 1 and cfg.seed == 3 and cfg.image_size == preset["image_size"]
+    plain = cli.train_config(cli.parser().parse_args(["train", "--out", "x"]))
+    assert plain == cli.RunConfig(out="x", test=False)  # RunConfig's defaults, but the test split only on request

@@ -4,13 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import TensorDataset
 
 from conftest import COLOURS, one_line
 from fruitlib import FruitlibError, evaluate
 from fruitlib.data import decode, scan
-from fruitlib.evaluate import load_photo, predict_probs, report, top_k
+from fruitlib.evaluate import load_photo, report, top_k
 from fruitlib.models import build_model
 
 
@@ -37,16 +35,6 @@ def test_report_matches_a_hand_computation():
     import json
 
     json.dumps(scores)  # plain Python types only: the CLI prints it as JSON
-
-
-def test_predict_probs_in_order():
-    model = nn.Linear(2, 3)
-    x, y = torch.randn(7, 2), torch.tensor([0, 1, 2, 0, 1, 2, 0])
-    probs, labels = predict_probs(model, TensorDataset(x, y), batch_size=3)
-    assert probs.shape == (7, 3) and np.allclose(probs.sum(1), 1, atol=1e-6)
-    assert labels.tolist() == y.tolist()
-    with torch.no_grad():
-        assert np.allclose(probs, torch.softmax(model(x), 1).numpy(), atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,16 @@ from fruitlib.run import RunConfig, run_params
 from fruitlib.models import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, MODES, LiteStage, backbone_network, build_model,
                              count_parameters, imagenet_classifier, original_head, param_groups, resolve_backbone,
                              set_mode, wrap)
-from fruitlib.weights import RESNETS
+from fruitlib.weights import LITES, RESNETS
 
 CLASSES = ["apple", "banana", "kiwi", "lime", "plum"]
 
 
 @pytest.mark.parametrize("name", BACKBONES)
 def test_every_backbone_builds_with_a_head_for_the_classes(name):
-    pretrained = name == "efficientnet_lite0"  # resnets offline: random initialisation
+    pretrained = name in LITES  # resnets offline: random initialisation
     # the big resnets are built on the meta device: the same code, shapes only, no seconds of random init
-    device = torch.device("cpu" if name in ("resnet18", "efficientnet_lite0") else "meta")
+    device = torch.device("cpu" if name == "resnet18" or name in LITES else "meta")
     with device:
         model = build_model(CLASSES, name, pretrained=pretrained, image_size=32)
         x = torch.randn(2, 3, 32, 32)
@@ -41,10 +41,11 @@ def test_every_backbone_builds_with_a_head_for_the_classes(name):
         assert model.spec.weights_source.endswith(".pth")
 
 
-def test_lite0_pretrained_weights_are_really_loaded():
-    a = build_model(CLASSES, "efficientnet_lite0", pretrained=True, image_size=32)
-    b = build_model(CLASSES, "efficientnet_lite0", pretrained=True, image_size=32)
-    c = build_model(CLASSES, "efficientnet_lite0", pretrained=False, image_size=32)
+@pytest.mark.parametrize("name", LITES)
+def test_lite_pretrained_weights_are_really_loaded(name):
+    a = build_model(CLASSES, name, pretrained=True, image_size=32)
+    b = build_model(CLASSES, name, pretrained=True, image_size=32)
+    c = build_model(CLASSES, name, pretrained=False, image_size=32)
     assert torch.equal(a.stages[0][0].weight, b.stages[0][0].weight)
     assert not torch.equal(a.stages[0][0].weight, c.stages[0][0].weight)
 
@@ -139,8 +140,16 @@ def test_auto_falls_back_to_lite0_offline_and_says_so(isolated):
     assert model.spec.backbone == "efficientnet_lite0" and model.spec.pretrained
 
 
+@pytest.mark.parametrize("size, lite", [(64, 0), (224, 0), (232, 0), (240, 1), (250, 1), (260, 2), (300, 2)])
+def test_offline_auto_takes_the_lite_trained_nearest_the_image_size(isolated, size, lite):
+    name, why = resolve_backbone("auto", image_size=size)
+    assert name == f"efficientnet_lite{lite}" and f"EfficientNet-Lite{lite}" in why
+
+
 def test_auto_from_scratch_picks_the_same_network_as_transfer(isolated):
-    assert run_params(RunConfig(scratch=True))["backbone"] == resolve_backbone("auto")[0] == "efficientnet_lite0"
+    cfg = RunConfig(scratch=True)
+    assert run_params(cfg)["backbone"] == resolve_backbone("auto", image_size=cfg.image_size)[0] == \
+        run_params(RunConfig())["backbone"]
     assert resolve_backbone("resnet34") == ("resnet34", "chosen explicitly")
 
 
@@ -177,13 +186,13 @@ def test_imagenet_classifier_keeps_the_original_head():
 
 def original_and_wrapped(name: str, dropout: bool):
     """The original network (ImageNet weights for Lite0, random for a ResNet offline) and its FruitNet twin."""
-    net, source = backbone_network(name, name == "efficientnet_lite0", image_size=64)
+    net, source = backbone_network(name, name in LITES, image_size=64)
     model = wrap(name, net, [str(i) for i in range(1000)], source, image_size=64, dropout=dropout)
     model.head.load_state_dict(original_head(net).state_dict())
     return net.eval(), model.eval()
 
 
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+@pytest.mark.parametrize("name", ["resnet18", *LITES])
 @pytest.mark.parametrize("dropout", [False, True])
 def test_a_fruitnet_in_eval_mode_gives_the_original_networks_logits(name, dropout):
     net, model = original_and_wrapped(name, dropout)
@@ -192,10 +201,11 @@ def test_a_fruitnet_in_eval_mode_gives_the_original_networks_logits(name, dropou
         assert torch.allclose(model(x), net(x), atol=1e-5)
 
 
-def test_lite0_keeps_its_own_dropout_and_drop_connect_only_when_asked():
-    _, kept = original_and_wrapped("efficientnet_lite0", dropout=True)
-    _, off = original_and_wrapped("efficientnet_lite0", dropout=False)
-    assert kept.dropout.p == 0.2 and off.dropout.p == 0.0
+@pytest.mark.parametrize("name, rate", [("efficientnet_lite0", 0.2), ("efficientnet_lite2", 0.3)])
+def test_lite_keeps_its_own_dropout_and_drop_connect_only_when_asked(name, rate):
+    _, kept = original_and_wrapped(name, dropout=True)
+    _, off = original_and_wrapped(name, dropout=False)
+    assert kept.dropout.p == rate and off.dropout.p == 0.0
     rates = [r for stage in kept.stages if isinstance(stage, LiteStage) for r in stage.rates]
     assert rates[0] == 0.0 and rates == sorted(rates) and 0.18 < rates[-1] < 0.2  # linear in depth, up to 0.2
     assert all(r == 0 for stage in off.stages if isinstance(stage, LiteStage) for r in stage.rates)

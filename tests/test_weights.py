@@ -11,7 +11,7 @@ import torchvision
 from conftest import one_line
 from fruitlib import FruitlibError
 from fruitlib.models import build_model
-from fruitlib.weights import (lite0_weights_file, load_into, load_state_dict_file, resnet_weights_enum,
+from fruitlib.weights import (LITES, lite_weights_file, load_into, load_state_dict_file, resnet_weights_enum,
                               resnet_weights_file)
 
 URL50 = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
@@ -131,7 +131,8 @@ def test_load_into_is_strict():
     assert one_line(str(error.value)) and "bias" in str(error.value)
 
 
-def test_lite0_weights_ship_offline():
-    path = lite0_weights_file()
+@pytest.mark.parametrize("name", LITES)
+def test_lite_weights_ship_offline(name):
+    path = lite_weights_file(name)
     assert path.is_file() and path.suffix == ".pth"
     assert "_conv_stem.weight" in load_state_dict_file(path, "weights file")
