@@ -54,7 +54,9 @@ def features(backbone: str, size: int, catalog, most_views: int) -> dict:
     per_photo = (time.perf_counter() - began) / len(train.labels)
     views += [cached_activations(model, train.images, stop, v, progress=False).flatten(1).float()
               for v in range(2, most_views + 1)]
-    return {"model": model, "train": views, "train_y": train.labels, "per_photo": per_photo,
+    groups = explore.bursts(views[0].numpy())  # near-duplicate bursts kept in one fold; the same folds for all
+    folds = list(StratifiedGroupKFold(FOLDS, shuffle=True, random_state=0).split(views[0], train.labels, groups))
+    return {"model": model, "train": views, "train_y": train.labels, "per_photo": per_photo, "folds": folds,
             "val": cached_activations(model, val.images, stop, 0, progress=False).flatten(1).float(),
             "val_y": val.labels}
 
@@ -84,9 +86,7 @@ def scores(found: dict, views: int, head) -> tuple[float, float]:
     x, y, model = found["train"], found["train_y"], found["model"]
     stack = lambda rows: (torch.cat([v[rows] for v in x[:views + 1]]), y[rows].repeat(views + 1))  # noqa: E731
     val = float((head(model, *stack(np.arange(len(y))), found["val"]) == found["val_y"].numpy()).mean())
-    groups = explore.bursts(x[0].numpy())
-    folds = StratifiedGroupKFold(FOLDS, shuffle=True, random_state=0).split(x[0], y, groups)
-    right = sum(int((head(model, *stack(keep), x[0][held]) == y[held].numpy()).sum()) for keep, held in folds)
+    right = sum(int((head(model, *stack(keep), x[0][held]) == y[held].numpy()).sum()) for keep, held in found["folds"])
     return val, right / len(y)
 
 

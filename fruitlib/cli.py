@@ -105,13 +105,15 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder for model.pt, metrics.json, history.csv, figures")
     train.add_argument("--backbone", help="resnet18..resnet152, efficientnet_lite0/1/2, or auto (the default: "
                                             "ResNet-50 if its weights are here, else the Lite nearest the image size)")
-    train.add_argument("--scratch", action="store_true", default=None, help="random initialisation instead of ImageNet weights")
+    train.add_argument("--scratch", action="store_true", default=None,
+                       help="random initialisation instead of ImageNet weights")
     train.add_argument("--mode", choices=["frozen", "last", "full"], help="what trains (default: frozen; full "
                                                                            "with --scratch)")
     train.add_argument("--weights", help="local ImageNet .pth file for the backbone (offline use)")
     train.add_argument("--preset", choices=sorted(PRESETS), help="named settings, before the options given: "
                        + "; ".join(f"{k}: {' '.join(f'{n}={v}' for n, v in p.items())}" for k, p in PRESETS.items()))
-    for flag, default in (("--epochs", f"{DEFAULT_EPOCHS['frozen']} for --mode frozen, else {DEFAULT_EPOCHS['full']}"), ("--image-size", DEFAULTS.image_size),
+    epochs = f"{DEFAULT_EPOCHS['frozen']} for --mode frozen, else {DEFAULT_EPOCHS['full']}"
+    for flag, default in (("--epochs", epochs), ("--image-size", DEFAULTS.image_size),
                           ("--batch-size", DEFAULTS.batch_size), ("--seed", DEFAULTS.seed),
                           ("--views", DEFAULTS.views), ("--per-class", None)):
         train.add_argument(flag, type=int, help=f"default: {default}" if default is not None else None)
@@ -123,8 +125,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--labels", choices=["coarse", "fine"], help="Grocery Store labels (default: coarse)")
     train.add_argument("--category", choices=["Fruit", "Vegetables", "Packages"], help="default: Fruit")
     train.add_argument("--device", help="auto (the default), cpu, cuda or mps")
-    train.add_argument("--dropout", action="store_true", default=None, help="keep EfficientNet-Lite's own dropout and drop-connect "
-                                                               "(ResNets have none)")
+    train.add_argument("--dropout", action="store_true", default=None,
+                       help="keep EfficientNet-Lite's own dropout and drop-connect (ResNets have none)")
     train.add_argument("--test", action="store_true", help="score the test split too (default: no; score it once, "
                                                             "when the settings are final: evaluate --split test)")
     train.add_argument("--no-cache", action="store_true", help="run frozen layers every epoch (slow; to compare)")
