@@ -3,17 +3,20 @@
 JPEG decoding and the frozen part of a pretrained network cost the same every epoch and give the same
 answer every time, so they are computed once and kept in ``$FRUITLIB_CACHE`` (default
 ``~/.cache/fruitlib``). Keys hash everything the result depends on (file list with sizes and
-modification times, image size, network weights, views, seed), so a changed file means a new entry.
+change and inode times, image size, the decoder's version, network weights, views, seed), so a changed or
+replaced file means a new entry, even when its size and modification time were kept (``cp -p``, rsync, tar).
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import PIL
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
@@ -24,6 +27,9 @@ from .data import Catalog, decode, skipped_summary, stored_size
 from .errors import FruitlibError
 from .models import FruitNet
 from .weights import atomic_save
+
+DECODER = 2  # the decoded-photo cache's format: raise it whenever decode() would give other pixels
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota (cgroup v2): "max 100000" or "200000 100000"
 
 
 @dataclass
@@ -96,16 +102,30 @@ def _try_decode(path: str, size: int) -> torch.Tensor | str:
         return decode(path, size)
     except Image.DecompressionBombError:
         return "image too large (over PIL's decompression-bomb limit)"
-    except (OSError, ValueError, SyntaxError) as error:
-        return f"unreadable or truncated image ({type(error).__name__})"
+    except Exception as error:  # Pillow raises OSError, ValueError, SyntaxError, EOFError, struct.error ...
+        kind = type(error)
+        return f"unreadable or truncated image ({'' if kind.__module__ == 'builtins' else kind.__module__ + '.'}" \
+               f"{kind.__name__})"
+
+
+def usable_cores(cpu_max: Path = CPU_MAX) -> int:
+    """The cores this process may use: its CPU affinity, within a container's CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2 quota here
+        pass
+    return cores
 
 
 def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
-    """Decode photos with a thread per core; unusable files are listed, not fatal.
+    """Decode photos with a thread per usable core; unusable files are listed, not fatal.
 
     The parallelism is one photo per thread, so each thread's torch operations run single-threaded.
     """
-    with num_threads(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    with num_threads(1), ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         results = list(tqdm(pool.map(lambda p: _try_decode(p, size), paths), total=len(paths),
                             desc=f"decoding {len(paths)} photos", disable=not progress, leave=False))
     keep = [i for i, r in enumerate(results) if isinstance(r, torch.Tensor)]
@@ -118,10 +138,11 @@ def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
 def load_images(paths: list[str], size: int, progress: bool = True, use_cache: bool = True) -> dict:
     """Decoded ``size x size`` photos for ``paths`` (``images``, ``keep`` indices, ``skipped``), cached on disk."""
     try:
-        stats = [(p, s.st_size, s.st_mtime_ns) for p in paths for s in [os.stat(p)]]
+        stats = [(p, s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino) for p in paths for s in [os.stat(p)]]
     except FileNotFoundError as error:
         raise FruitlibError(f"{error.filename} disappeared after the data were listed: run again") from None
-    return cached(f"images-{size}px", _digest(size, stats), lambda: decode_all(paths, size, progress), use_cache)
+    key = _digest(DECODER, PIL.__version__, size, stats)
+    return cached(f"images-{size}px", key, lambda: decode_all(paths, size, progress), use_cache)
 
 
 def load_split(catalog: Catalog, split: str, image_size: int, progress: bool = True) -> ImageSet:

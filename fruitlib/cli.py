@@ -17,6 +17,21 @@ from .run import DEFAULT_EPOCHS, PRESETS, RunConfig
 DEFAULTS = RunConfig()
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (what is wrong, where the help is), as every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def at_least_one(text: str) -> int:
+    """An option's whole number of 1 or more (``--top-k``)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def train_config(args: argparse.Namespace) -> RunConfig:
     """The run's settings: RunConfig's defaults, then the ``--preset``'s, then every option given."""
     given = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__ and v is not None}
@@ -55,26 +70,28 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import find_data, make_splits, scan
     from .cache import load_split
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .data import find_data, make_splits, relabel, scan
     from .evaluate import score
 
     params = load_checkpoint(args.checkpoint)["params"]
     model = model_from_checkpoint(args.checkpoint)
     root = find_data(args.data or params.get("data"))  # default: the data the model was trained on
-    catalog = make_splits(scan(root, params.get("labels", "coarse"), params.get("category", "Fruit")),
-                          params.get("val_fraction", 0.2), params.get("seed", 0))
-    if catalog.classes != model.spec.classes:
-        raise FruitlibError(f"{args.checkpoint} was trained on other classes than {catalog.root} has "
-                            f"({len(model.spec.classes)} vs {len(catalog.classes)}): evaluate on its own data")
+    own = args.data is None or str(root) == params.get("data_root")
+    split = args.split or ("val" if own else "all")  # new photos: every one of them
+    catalog = scan(root, params.get("labels", "coarse"), params.get("category", "Fruit"), min_classes=1)
+    if split != "all":
+        catalog = make_splits(catalog, params.get("val_fraction", 0.2), params.get("seed", 0))
+    catalog = relabel(catalog, model.spec.classes)
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # --json: stdout holds only JSON
-        images = load_split(catalog, args.split, model.spec.image_size, progress=not args.json)
+        images = load_split(catalog, split, model.spec.image_size, progress=not args.json)
     scores = score(model, images.images, images.labels)
     if args.json:
-        print(json.dumps(scores | {"interval95": stats.wilson(scores["accuracy"], scores["n_images"])}))
+        print(json.dumps(scores | {"split": split, "interval95": stats.wilson(scores["accuracy"], scores["n_images"])}))
         return
-    print(f"accuracy {stats.describe(scores['accuracy'], scores['n_images'])} ({args.split} split)")
+    where = f"every photo of {root}" if split == "all" else f"{split} split of {root}"
+    print(f"accuracy {stats.describe(scores['accuracy'], scores['n_images'])} ({where})")
     print(f"{'class':<18}{'precision':>10}{'recall':>8}{'f1':>7}{'n':>5}")
     for name, s in scores["per_class"].items():
         print(f"{name:<18}{s['precision']:>10.2f}{s['recall']:>8.2f}{s['f1']:>7.2f}{s['support']:>5}")
@@ -96,7 +113,7 @@ def _series(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m fruitlib", description=__doc__.splitlines()[0])
+    top = Parser(prog="python -m fruitlib", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a fruit classifier into a run folder")
@@ -136,15 +153,18 @@ def parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on a split")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data")
-    evaluate.add_argument("--split", default="val", help="train, val or test (test: full Grocery Store clones)")
+    evaluate.add_argument("--data", help="photos to score: a folder of class sub-folders (named as the model's "
+                                          "classes; some of them are enough) or a Grocery Store clone")
+    evaluate.add_argument("--split", choices=["train", "val", "test", "all"],
+                          help="which photos: all of them (the default for --data other than the model's own), "
+                               "or a split of the training data (val, the default there; test: Grocery Store clones)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser("predict", help="top-k classes for photos")
     predict.add_argument("--checkpoint", required=True)
     predict.add_argument("images", nargs="+")
-    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--top-k", type=at_least_one, default=3, help="how many guesses per photo (default 3)")
     predict.set_defaults(func=_predict)
 
     series = commands.add_parser("series", help="execute every notebook with papermill and regenerate figures/")
@@ -156,7 +176,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad option (its one line is printed)
+        return int(done.code or 0)
     try:
         args.func(args)
     except FruitlibError as error:

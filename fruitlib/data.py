@@ -44,8 +44,8 @@ class Catalog:
         return bool((self.table["split"] == name).any())
 
     def split(self, name: str) -> pd.DataFrame:
-        """The rows of one split (``train``, ``val`` or ``test``)."""
-        rows = self.table[self.table["split"] == name]
+        """The rows of one split (``train``, ``val`` or ``test``), or every row (``all``)."""
+        rows = self.table if name == "all" else self.table[self.table["split"] == name]
         if rows.empty:
             have = sorted(set(self.table["split"]) - {""})
             raise FruitlibError(f"split '{name}' has no images in {self.root}; available: {', '.join(have)}")
@@ -74,15 +74,16 @@ def find_data(path: str | os.PathLike | None = None) -> Path:
     return fetch_grocery(PROJECT_ROOT / DEFAULT_DATA)
 
 
-def scan(root: str | os.PathLike, labels: str = "coarse", category: str = "Fruit") -> Catalog:
-    """List the images under ``root`` (either layout) without decoding them."""
+def scan(root: str | os.PathLike, labels: str = "coarse", category: str = "Fruit", min_classes: int = 2) -> Catalog:
+    """List the images under ``root`` (either layout) without decoding them; training needs ``min_classes`` 2,
+    scoring new photos needs one class (:func:`relabel` numbers them as the model does)."""
     root = Path(root)
     if not root.is_dir():
         raise FruitlibError(f"data folder {root} does not exist: pass an existing folder, or see data/README.md")
     for base in (root, root / "dataset"):
         if (base / "train.txt").is_file() and (base / "classes.csv").is_file():
-            return _scan_grocery(root, base, labels, category)
-    return _scan_folders(root)
+            return _with_labels(_scan_grocery(root, base, labels, category), min_classes)
+    return _with_labels(_scan_folders(root), min_classes)
 
 
 def _scan_grocery(root: Path, base: Path, labels: str, category: str) -> Catalog:
@@ -110,8 +111,7 @@ def _scan_grocery(root: Path, base: Path, labels: str, category: str) -> Catalog
             rows.append((str(path), name, split))
     if not rows:
         raise FruitlibError(f"no {category} images found in {root}: is it a complete clone? See data/README.md")
-    table = pd.DataFrame(rows, columns=["path", "class_name", "split"])
-    return _with_labels(Catalog(root, "grocery", [], table, skipped))
+    return Catalog(root, "grocery", [], pd.DataFrame(rows, columns=["path", "class_name", "split"]), skipped)
 
 
 def _scan_folders(root: Path) -> Catalog:
@@ -134,17 +134,25 @@ def _scan_folders(root: Path) -> Catalog:
             skipped.append((str(class_dir), "class folder has no images"))
     if not rows:
         raise FruitlibError(f"no images found in {root}: expected one sub-folder of photos per class")
-    table = pd.DataFrame(rows, columns=["path", "class_name", "split"])
-    return _with_labels(Catalog(root, "folders", [], table, skipped))
+    return Catalog(root, "folders", [], pd.DataFrame(rows, columns=["path", "class_name", "split"]), skipped)
 
 
-def _with_labels(catalog: Catalog) -> Catalog:
-    """Number the classes alphabetically; a usable data set needs two classes or more."""
+def _with_labels(catalog: Catalog, min_classes: int = 2) -> Catalog:
+    """Number the classes alphabetically; a data set to train on needs two classes or more."""
     classes = sorted(catalog.table["class_name"].unique())
-    if len(classes) < 2:
+    if len(classes) < min_classes:
         raise FruitlibError(f"{catalog.root} has {len(classes)} class with images; a classifier needs at least 2")
+    return relabel(replace(catalog, classes=classes), classes)
+
+
+def relabel(catalog: Catalog, classes: list[str]) -> Catalog:
+    """Number the photos' classes as in ``classes`` (a model's); a class not among them is a one-line error."""
+    unknown = sorted(set(catalog.table["class_name"]) - set(classes))
+    if unknown:
+        raise FruitlibError(f"{catalog.root} has classes the model does not know: {', '.join(unknown)}; it knows "
+                            f"{', '.join(classes)}: rename those folders or leave them out")
     table = catalog.table.assign(label=catalog.table["class_name"].map({c: i for i, c in enumerate(classes)}))
-    return replace(catalog, classes=classes, table=table[["path", "class_name", "label", "split"]])
+    return replace(catalog, classes=list(classes), table=table[["path", "class_name", "label", "split"]])
 
 
 def make_splits(catalog: Catalog, val_fraction: float = 0.2, seed: int = 0) -> Catalog:
@@ -207,10 +215,10 @@ def stored_size(image_size: int) -> int:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Grey, palette, RGBA, CMYK and 16-bit images as 8-bit RGB (transparency onto white)."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16 bits per pixel (0-65535), float in 0-1
         array = np.asarray(image, dtype=np.float64)
-        scale = 255.0 / max(float(array.max()), 1.0) if image.mode != "F" else 255.0
-        image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8))
+        scale = 255.0 if image.mode == "F" else 1 / 257  # the same brightness whatever the photo's own maximum
+        image = Image.fromarray(np.clip(np.rint(array * scale), 0, 255).astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA"):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import FruitlibError
+from .weights import remove_stale_temporaries
 from .models import FruitNet
 
 ENGINES = ("onnxruntime", "pytorch")
@@ -53,6 +54,7 @@ def choose(device: torch.device) -> str:
 def export(trunk: Trunk, size: int, path: Path) -> Path:
     """``trunk`` as ONNX with a free batch dimension (written under a temporary name, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with warnings.catch_warnings():

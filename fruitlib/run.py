@@ -27,7 +27,7 @@ from . import __version__, plots
 from .augment import eval_transform, train_transform
 from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .data import ImageTensorDataset, find_data, limit_per_class, make_splits, scan, write_manifest
+from .data import CATEGORIES, ImageTensorDataset, find_data, limit_per_class, make_splits, scan, write_manifest
 from .errors import FruitlibError
 from .evaluate import score
 from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
@@ -47,6 +47,11 @@ SAVE_EVERY_S = 5.0  # between the first and the last epoch, model.pt is rewritte
 # Named settings for ``train --preset``, chosen like the defaults on the train and validation splits
 # (benchmarks/choose_defaults.py; the search and its numbers are in benchmarks/README.md).
 PRESETS = {"accurate": {"backbone": "efficientnet_lite1", "image_size": 240, "views": 4}}
+# What a RunConfig accepts: whole numbers from these lowest values (None where the field allows it), and choices.
+# 32 px is the smallest photo the networks halve five times and still see.
+LOWEST = {"epochs": 1, "image_size": 32, "batch_size": 1, "views": 0, "seed": 0, "per_class": 1}
+CHOICES = {"mode": (None, "frozen", "last", "full"), "optimizer": ("adamw", "sgd"), "labels": ("coarse", "fine"),
+           "category": CATEGORIES}
 
 
 @dataclass
@@ -75,6 +80,22 @@ class RunConfig:
     test: bool = True  # score the test split too, where the data have one (the CLI only when asked: --test)
     weights: str | None = None
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name, low in LOWEST.items():
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise FruitlibError(f"{name} must be at least {low}, not {value!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise FruitlibError(f"lr must be above 0, not {self.lr!r}")
+        if self.backbone_lr is not None and not self.backbone_lr >= 0:
+            raise FruitlibError(f"backbone_lr must be at least 0, not {self.backbone_lr!r}")
+        if not 0 < self.val_fraction < 1:
+            raise FruitlibError(f"val_fraction must be between 0 and 1, not {self.val_fraction!r}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise FruitlibError(f"{name} must be one of {', '.join(map(str, allowed))}, "
+                                    f"not {getattr(self, name)!r}")
 
 
 def config_of(params: dict) -> RunConfig:
@@ -182,16 +203,17 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     finished run with exactly these settings, load it instead; a run there with other settings is replaced.
     """
     out = Path(cfg.out)
-    if reuse and (out / "metrics.json").is_file() and (out / "params.json").is_file() \
-            and json.loads((out / "params.json").read_text()) == run_params(cfg):
-        return load_run(out)
+    saved = out / "params.json"
+    if reuse and (out / "metrics.json").is_file() and saved.is_file():
+        if json.loads(saved.read_text()) == run_params(cfg) | {"data_root": str(find_data(cfg.data))}:
+            return load_run(out)
     cfg, training = _start(cfg, out, resume, overwrite or reuse)
     began = time.perf_counter()
     seed_everything(cfg.seed)
     catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
-    if cfg.per_class:
+    if cfg.per_class is not None:
         catalog = limit_per_class(catalog, cfg.per_class, cfg.seed)
-    params = run_params(cfg)
+    params = run_params(cfg) | {"data_root": str(catalog.root)}  # where the photos were: evaluate's default data
     name, mode = params["backbone"], params["mode"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "params.json").write_text(json.dumps(params, indent=2))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 import urllib.request
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def atomic_save(obj: object, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -88,6 +90,29 @@ def atomic_save(obj: object, path: str | os.PathLike) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> None:
+    """Delete the ``.NAME.tmpPID`` files of writers killed mid-write (SIGKILL, power loss): those whose process is
+    gone and that are over an hour old (a live writer on another machine sharing the folder is never that slow)."""
+    for tmp in folder.glob(".*.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[1]
+        try:
+            if not pid.isdigit() or time.time() - tmp.stat().st_mtime < older_than_s or _alive(int(pid)):
+                continue
+            tmp.unlink()
+        except OSError:  # gone meanwhile, or not ours to delete
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def load_state_dict_file(path: str | os.PathLike, what: str) -> dict:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +75,69 @@ def test_a_touched_file_with_the_same_size_triggers_a_rebuild(folder_data, count
     os.utime(paths[0], ns=(0, Path(paths[0]).stat().st_mtime_ns + 10**9))
     cache.load_images(paths, 20, progress=False)
     assert len(count_decodes) == 6
+
+
+def test_a_file_replaced_with_the_same_size_and_modification_time_is_decoded_again(tmp_path, count_decodes):
+    path = tmp_path / "photo.bmp"  # uncompressed: the same dimensions give the same file size
+    PIL.Image.new("RGB", (40, 30), (220, 20, 20)).save(path)
+    before = path.stat()
+    red = cache.load_images([str(path)], 20, progress=False)["images"]
+    time.sleep(0.05)  # the change time moves on (it cannot be set back, unlike the modification time)
+    PIL.Image.new("RGB", (40, 30), (20, 20, 220)).save(path)  # what cp -p, rsync or tar would leave
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    blue = cache.load_images([str(path)], 20, progress=False)["images"]
+    assert len(count_decodes) == 2 and red[0, 0].float().mean() > 200 and blue[0, 2].float().mean() > 200
+
+
+def test_a_new_decoder_version_means_new_entries(folder_data, count_decodes, monkeypatch):
+    paths = scan(folder_data).table["path"].tolist()[:3]
+    cache.load_images(paths, 20, progress=False)
+    monkeypatch.setattr(cache, "DECODER", cache.DECODER + 1)
+    cache.load_images(paths, 20, progress=False)
+    assert len(count_decodes) == 6
+
+
+def test_temporary_files_of_killed_writers_are_removed(isolated):
+    from fruitlib.weights import atomic_save
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = isolated["cache"] / f".images.pt.tmp{int(dead.stdout)}"
+    young = isolated["cache"] / f".young.pt.tmp{int(dead.stdout)}"
+    mine = isolated["cache"] / f".mine.pt.tmp{os.getpid()}"
+    for path in (stale, young, mine):
+        path.write_bytes(b"half a file")
+    for path in (stale, mine):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    atomic_save({"x": 1}, isolated["cache"] / "entry.pt")
+    assert not stale.exists() and young.exists() and mine.exists()  # a live writer's, or a recent one, stays
+
+
+def test_photos_that_make_pillow_raise_anything_are_skipped(folder_data, monkeypatch):
+    import struct
+
+    paths = scan(folder_data).table["path"].tolist()[:4]
+    errors = {paths[0]: EOFError("no more data"), paths[1]: struct.error("unpack requires a buffer")}
+
+    def fragile(path, size):
+        if path in errors:
+            raise errors[path]
+        return decode(path, size)
+
+    monkeypatch.setattr(cache, "decode", fragile)
+    found = cache.decode_all(paths, 20, progress=False)
+    assert found["keep"].tolist() == [2, 3]
+    assert [reason for _, reason in found["skipped"]] == ["unreadable or truncated image (EOFError)",
+                                                          "unreadable or truncated image (struct.error)"]
+
+
+def test_decoding_threads_follow_the_affinity_and_the_container_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    assert cache.usable_cores(tmp_path / "no-such-file") == affinity
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cache.usable_cores(tmp_path / "cpu.max") == affinity
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a core: one thread
+    assert cache.usable_cores(tmp_path / "cpu.max") == 1
 
 
 def test_a_corrupt_cache_file_is_rebuilt(folder_data, count_decodes):

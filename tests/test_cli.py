@@ -67,7 +67,7 @@ def test_evaluate_json_is_one_object_with_the_scores(capsys, tiny_run):
     assert set(scores["per_class"]) == set(COLOURS)
     assert sum(c["support"] for c in scores["per_class"].values()) == scores["n_images"]
     code, stdout, _ = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", data, "--split", "train")
-    assert code == 0 and stdout.startswith("accuracy ") and "(train split)" in stdout
+    assert code == 0 and stdout.startswith("accuracy ") and "(train split of " in stdout
     assert all(name in stdout for name in COLOURS)
 
 
@@ -151,7 +151,7 @@ def test_error_existing_run_and_other_classes(capsys, tiny_run, grocery_data):
     code, _, err = run_cli(capsys, "train", "--data", data, "--out", out)
     assert_one_line_error(code, err, "already holds a run")
     code, _, err = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", grocery_data)
-    assert_one_line_error(code, err, "other classes")
+    assert_one_line_error(code, err, "Apple, Banana, Kiwi", "does not know")  # its names are capitalised
     code, _, err = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", data, "--split", "test")
     assert_one_line_error(code, err, "test")
 
@@ -227,3 +227,58 @@ def test_a_preset_sets_its_values_and_options_given_win():
     assert cfg.views == 1 and cfg.seed == 3 and cfg.image_size == preset["image_size"]
     plain = cli.train_config(cli.parser().parse_args(["train", "--out", "x"]))
     assert plain == cli.RunConfig(out="x", test=False)  # RunConfig's defaults, but the test split only on request
+
+
+@pytest.mark.parametrize("option, value, allowed", [
+    ("--epochs", "0", "epochs must be at least 1"), ("--epochs", "-3", "epochs must be at least 1"),
+    ("--image-size", "0", "image_size must be at least 32"), ("--batch-size", "0", "batch_size must be at least 1"),
+    ("--per-class", "-1", "per_class must be at least 1"), ("--per-class", "0", "per_class must be at least 1"),
+    ("--views", "-1", "views must be at least 0"), ("--seed", "-2", "seed must be at least 0"),
+    ("--lr", "0", "lr must be above 0"), ("--backbone-lr=-1e-3", None, "backbone_lr must be at least 0"),
+    ("--epochs", "ten", "--epochs: invalid int value"), ("--mode", "half", "--mode: invalid choice"),
+])
+def test_every_bad_train_option_is_one_line_saying_what_is_allowed(capsys, folder_data, tmp_path, option, value,
+                                                                   allowed):
+    given = [option] if value is None else [option, value]
+    code, _, err = run_cli(capsys, "train", "--data", folder_data, "--out", tmp_path / "run", *given)
+    assert_one_line_error(code, err, allowed)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("args, allowed", [
+    (["predict", "--checkpoint", "{ckpt}", "--top-k", "0", "{photo}"], "--top-k: must be at least 1"),
+    (["evaluate", "--checkpoint", "{ckpt}", "--split", "tests"], "--split: invalid choice"),
+    (["evaluate"], "--checkpoint"),
+    (["fly"], "invalid choice"),
+])
+def test_bad_options_of_the_other_commands_are_one_line(capsys, tiny_run, args, allowed):
+    out, data = tiny_run
+    photo = next((data / "apple").glob("*.jpg"))
+    args = [a.format(ckpt=out / "model.pt", photo=photo) for a in args]
+    code, _, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, allowed)
+
+
+def test_evaluate_scores_every_photo_of_a_new_folder_with_some_of_the_classes(capsys, tiny_run, tmp_path):
+    out, data = tiny_run
+    new = tmp_path / "new"
+    for name in ("kiwi", "apple"):
+        shutil.copytree(data / name, new / name)
+    code, stdout, err = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", new, "--json")
+    assert code == 0, err
+    scores = json.loads(stdout)
+    assert scores["n_images"] == 12  # --split all is the default for a folder the model was not trained on
+    assert scores["per_class"]["banana"]["support"] == 0 and scores["per_class"]["kiwi"]["support"] == 6
+    code, stdout, _ = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--json")
+    assert json.loads(stdout)["n_images"] < 18  # its own data: the validation split
+    code, stdout, _ = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--split", "all", "--json")
+    assert json.loads(stdout)["n_images"] == 18
+
+
+def test_evaluate_refuses_only_classes_the_model_does_not_know(capsys, tiny_run, tmp_path):
+    out, data = tiny_run
+    new = tmp_path / "new"
+    shutil.copytree(data / "kiwi", new / "kiwi")
+    shutil.copytree(data / "apple", new / "mango")
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", new)
+    assert_one_line_error(code, err, "mango", "does not know", "apple, banana, kiwi")

@@ -128,6 +128,18 @@ def test_a_single_class_is_an_error(tmp_path):
         scan(tmp_path / "only")
 
 
+def test_new_photos_of_one_class_are_numbered_as_the_model_numbers_its_classes(tmp_path):
+    from fruitlib.data import relabel
+
+    for i in range(3):
+        make_photo(tmp_path / "new" / "kiwi" / f"{i}.jpg", COLOURS["kiwi"], i)
+    catalog = relabel(scan(tmp_path / "new", min_classes=1), ["apple", "banana", "kiwi"])
+    assert catalog.classes == ["apple", "banana", "kiwi"] and catalog.split("all")["label"].tolist() == [2, 2, 2]
+    with pytest.raises(FruitlibError, match="does not know: kiwi; it knows apple, banana") as error:
+        relabel(catalog, ["apple", "banana"])
+    assert one_line(str(error.value))
+
+
 # ----------------------------------------------------------------------------- Grocery Store layout
 
 
@@ -301,7 +313,7 @@ def test_every_mode_decodes_to_three_channel_uint8(tmp_path, mode):
     assert tensor.shape == (3, 16, 16) and tensor.dtype == torch.uint8
     if mode in ("RGB", "RGBA", "P", "CMYK"):
         assert np.allclose(rgb_of(tensor), (200, 40, 40), atol=12)
-    elif mode == "I;16":  # 40000 of 65535: a light grey (or white when stretched), never clipped or wrapped dark
+    elif mode == "I;16":  # 40000 of 65535: a light grey, never clipped or wrapped dark
         assert (tensor == tensor[0]).all() and tensor.min() > 100
     else:
         grey = rgb_of(tensor)
@@ -313,6 +325,11 @@ def test_sixteen_bit_keeps_its_contrast(tmp_path):
     Image.fromarray(ramp).save(tmp_path / "ramp.png")
     tensor = decode(tmp_path / "ramp.png", 40)
     assert tensor[0, :, 0].max() < 10 and tensor[0, :, -1].min() > 245
+
+
+def test_a_dark_sixteen_bit_photo_stays_dark(tmp_path):
+    Image.fromarray(np.full((30, 40), 1000, dtype=np.uint16)).save(tmp_path / "dark.png")  # 1000 of 65535
+    assert decode(tmp_path / "dark.png", 16).unique().tolist() == [4]  # 1000 / 257, not stretched to white
 
 
 def test_transparency_goes_onto_white(tmp_path):

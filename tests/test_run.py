@@ -277,3 +277,14 @@ def test_a_run_made_by_another_fruitlib_version_is_not_reused(tiny_run, monkeypa
     monkeypatch.setattr(run, "fit", lambda *a, **k: trained.append(1) or real_fit(*a, **k))
     train_run(config(tiny_run[1], out), reuse=True, progress=False)
     assert trained == [1] and json.loads((out / "params.json").read_text())["fruitlib"] == "0.0.1"
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("epochs", 0, "epochs must be at least 1"), ("image_size", 16, "image_size must be at least 32"),
+    ("per_class", 0, "per_class must be at least 1"), ("views", 1.5, "views must be at least 0"),
+    ("lr", -1.0, "lr must be above 0"), ("val_fraction", 1.0, "val_fraction must be between 0 and 1"),
+    ("optimizer", "adam", "optimizer must be one of adamw, sgd"), ("mode", "half", "mode must be one of"),
+])
+def test_a_run_config_refuses_what_no_run_could_use(field, value, allowed):
+    with pytest.raises(FruitlibError, match=allowed):
+        run.RunConfig(**{field: value})
