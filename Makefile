@@ -6,7 +6,7 @@ BIN := .venv/bin
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv
-	$(BIN)/pip install --quiet --editable ".[test]"
+	$(BIN)/pip install --quiet --editable ".[notebooks,test]"
 	touch $@
 
 setup: $(BIN)/.installed

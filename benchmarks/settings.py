@@ -14,7 +14,7 @@ import time
 import torch
 from torchvision.transforms import v2
 
-from fruitlib.augment import PhotoView, num_threads, train_transform
+from fruitlib.augment import PhotoView, num_threads, view_for
 from fruitlib.data import Catalog, ImageTensorDataset, decode, make_loader, stored_size
 from fruitlib.models import build_model
 from fruitlib.train import loader_workers, native_bf16
@@ -84,7 +84,7 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
             rounds.setdefault(g, []).append(half / backbone_forward_seconds(model_full, batches[b], True, cpu, g))
     out["grad_mode_images_per_s"] = {g: max(v) for g, v in rounds.items()}
 
-    augment = train_transform(spec.image_size, spec.mean, spec.std)
+    augment = view_for(spec, train=True)
     steps = {}
     for t in thread_options:
         with num_threads(t):
@@ -116,7 +116,7 @@ def probe_openmp(paths: list[str], backbone: str, classes: list[str], n: int) ->
     model = build_model(classes, backbone, True, "frozen", image_size=DEFAULTS.image_size)
     images = torch.stack([decode(p, stored_size(DEFAULTS.image_size)) for p in paths[:n]])
     seconds = backbone_forward_seconds(model, eval_batches(images, model.spec, 64), True)
-    augment = train_transform(model.spec.image_size, model.spec.mean, model.spec.std)
+    augment = view_for(model.spec, train=True)
     return {"forward_images_per_s": len(images) / seconds,
             "augment_images_per_s": augment_images_per_s(augment, images)["both"],
             "torch_threads": torch.get_num_threads()}
@@ -159,7 +159,7 @@ def measure_gpu_settings(catalog: Catalog, name: str, images: torch.Tensor, labe
     """GPU settings of whole-network training at ``size`` px, each measured: bfloat16 autocast, channels_last
     and batch size of a training step; loader workers and pinned memory for augmented photos."""
     base = build_model(catalog.classes, name, False, "full", image_size=size)  # speed: any weights
-    view = train_transform(size, base.spec.mean, base.spec.std)
+    view = view_for(base.spec, train=True)  # base.spec.image_size is size
     out: dict = {"train_step": [], "photo_loader": [],
                  "fruitlib": {"bf16_autocast": native_bf16(device), "channels_last": True, "pin_memory": True,
                               "loader_workers": loader_workers(device)}}

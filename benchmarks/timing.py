@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fruitlib.augment import eval_transform
+from fruitlib.augment import view_for
 from fruitlib.cache import stage_runner
 from fruitlib.train import make_optimizer
 
@@ -82,7 +82,7 @@ def images_per_second(loader, n_batches: int | None = None) -> tuple[float, int,
 
 def eval_batches(images: torch.Tensor, spec, batch_size: int) -> list[torch.Tensor]:
     """The evaluation view of ``images``, float, in batches: what the backbone sees, prepared in advance."""
-    view = eval_transform(spec.image_size, spec.mean, spec.std)
+    view = view_for(spec)
     return [view.batch(images[s:s + batch_size]) for s in range(0, len(images), batch_size)]
 
 

@@ -168,3 +168,9 @@ def train_transform(image_size: int, mean: tuple, std: tuple) -> PhotoView:
 def eval_transform(image_size: int, mean: tuple, std: tuple) -> PhotoView:
     """The deterministic view used to evaluate: the centre crop, normalised like the backbone's inputs."""
     return PhotoView(image_size, mean, std, train=False)
+
+
+def view_for(spec, train: bool = False) -> PhotoView:
+    """The evaluation view (or, with ``train``, the augmentation) of a model's :class:`~fruitlib.models.ModelSpec`:
+    its image size and normalisation."""
+    return PhotoView(spec.image_size, spec.mean, spec.std, train=train)

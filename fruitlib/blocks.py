@@ -13,9 +13,8 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import resnet_stages
-
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+from .models import count_parameters, resnet_stages
+from .weights import RESNETS
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
@@ -122,7 +121,7 @@ def stage_parameters(name: str) -> dict[str, float]:
 
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return count_parameters(model)[0]
 
 
 def resnet_stats(name: str, image_size: int = 224) -> dict:

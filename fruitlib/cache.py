@@ -1,8 +1,8 @@
 """Decode once, compute once: on-disk caches of decoded photos and of frozen-backbone activations.
 
 JPEG decoding and the frozen part of a pretrained network cost the same every epoch and give the same
-answer every time, so they are computed once and kept in ``$FRUITLIB_CACHE`` (default
-``~/.cache/fruitlib``). Keys hash everything the result depends on (file list with sizes and
+answer every time, so they are computed once and kept in ``$FRUITLIB_CACHE`` (default: the user's cache
+folder, ``~/.cache/fruitlib`` on Linux). Keys hash everything the result depends on (file list with sizes and
 change and inode times, image size, the decoder's version, network weights, views, seed), so a changed or
 replaced file means a new entry, even when its size and modification time were kept (``cp -p``, rsync, tar).
 """
@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import __version__, engines
-from .augment import PhotoView, eval_transform, num_threads, train_transform
+from .augment import PhotoView, num_threads, view_for
 from .data import Catalog, decode, skipped_summary, stored_size
 from .errors import FruitlibError
 from .models import FruitNet
@@ -43,7 +43,10 @@ class ImageSet:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FRUITLIB_CACHE", Path.home() / ".cache" / "fruitlib"))
+    """``$FRUITLIB_CACHE``, else the user's cache folder (``~/.cache/fruitlib`` on Linux)."""
+    import platformdirs
+
+    return Path(os.environ.get("FRUITLIB_CACHE") or platformdirs.user_cache_path("fruitlib"))
 
 
 def _digest(*parts: object) -> str:
@@ -169,8 +172,7 @@ def _weights_digest(model: FruitNet, stop: int) -> str:
 
 def view_of(model: FruitNet, view: int) -> PhotoView:
     """The :class:`PhotoView` of view number ``view`` for this model: 0 evaluates, 1, 2, ... augment."""
-    spec = model.spec
-    return (eval_transform if view == 0 else train_transform)(spec.image_size, spec.mean, spec.std)
+    return view_for(model.spec, train=view > 0)
 
 
 def stage_runner(model: FruitNet, stop: int, device: torch.device | str = "cpu") -> engines.Runner:

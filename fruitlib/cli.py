@@ -1,4 +1,4 @@
-"""``python -m fruitlib``: train, evaluate, predict, and run the notebook series.
+"""``python -m fruitlib``: train, evaluate, predict, run the notebook series, and download for offline use.
 
 Errors end the program with one line on stderr and a non-zero exit status, never a traceback.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 from . import stats
 from .errors import FruitlibError
 from .run import DEFAULT_EPOCHS, PRESETS, RunConfig
+from .weights import RESNETS
 
 DEFAULTS = RunConfig()
 
@@ -109,7 +110,16 @@ def _predict(args: argparse.Namespace) -> None:
 def _series(args: argparse.Namespace) -> None:
     from .series import run_series
 
-    run_series(args.out, args.params, args.only)
+    run_series(args.out, args.params, args.only, args.notebooks)
+
+
+def _download(args: argparse.Namespace) -> None:
+    from .download import prepare_offline
+
+    if not args.data and not args.weights:
+        raise FruitlibError("nothing to download: pass --data, --weights resnet50 ..., or both")
+    for line in prepare_offline(Path(args.to), args.data, args.weights or []):
+        print(line)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -171,7 +181,16 @@ def parser() -> argparse.ArgumentParser:
     series.add_argument("--out", default="runs/series", help="folder for the executed copies")
     series.add_argument("-f", "--params", help="YAML parameters, e.g. params/full.yaml")
     series.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 01 04")
+    series.add_argument("--notebooks", help="the folder of numbered notebooks (default: the checkout's notebooks/)")
     series.set_defaults(func=_series)
+
+    download = commands.add_parser("download", help="once, online: fetch the data set and ResNet weights for "
+                                                    "offline machines, verified, and print where they are")
+    download.add_argument("--to", required=True, help="folder to fill (then copy it to a USB stick or a share)")
+    download.add_argument("--data", action="store_true", help="the Grocery Store Dataset (about 120 MB unpacked)")
+    download.add_argument("--weights", nargs="+", choices=RESNETS, metavar="RESNET",
+                          help=f"ImageNet weights of these ResNets ({', '.join(RESNETS)})")
+    download.set_defaults(func=_download)
     return top
 
 

@@ -25,7 +25,21 @@ from .errors import FruitlibError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEFAULT_DATA = Path("data") / "GroceryStoreDataset"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when fruitlib runs from one (else site-packages)
+
+
+def checkout() -> Path | None:
+    """The repository fruitlib runs from (an editable install or the source tree), or None for an installed package."""
+    return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir() \
+        else None
+
+
+def download_folder() -> Path:
+    """Where the default data set is downloaded: the checkout's ``data/``, else the user's data folder."""
+    import platformdirs
+
+    home = checkout()
+    return home / DEFAULT_DATA if home else platformdirs.user_data_path("fruitlib") / DEFAULT_DATA.name
 CATEGORIES = ("Fruit", "Vegetables", "Packages")
 
 
@@ -55,23 +69,24 @@ class Catalog:
 def find_data(path: str | os.PathLike | None = None) -> Path:
     """Locate the data: an explicit path, else ``$FRUITLIB_DATA``, else ``data/GroceryStoreDataset``.
 
-    A relative path is tried from the working directory, then from the project root: notebooks run in
-    ``notebooks/``, while ``FRUITLIB_DATA=../shared/... make test`` was typed in the root.
-    A missing default data set is downloaded when online (see :mod:`fruitlib.download`).
+    A relative path is tried from the working directory, then from the checkout's root: notebooks run in
+    ``notebooks/``, while ``FRUITLIB_DATA=../shared/... make test`` was typed in the root. A missing default data
+    set is downloaded when online (:mod:`fruitlib.download`) into :func:`download_folder`.
     """
+    home = checkout()
     if path is not None or os.environ.get("FRUITLIB_DATA"):
         where = Path(path if path is not None else os.environ["FRUITLIB_DATA"]).expanduser()
         how = "the path given" if path is not None else "FRUITLIB_DATA"
-        for candidate in (where, PROJECT_ROOT / where):
+        for candidate in (where, *([home / where] if home else [])):
             if candidate.is_dir():
                 return candidate.resolve()
         raise FruitlibError(f"data folder {where} ({how}) does not exist: fix the path, or see data/README.md")
-    for where in (Path.cwd() / DEFAULT_DATA, Path.cwd().parent / DEFAULT_DATA, PROJECT_ROOT / DEFAULT_DATA):
+    for where in (Path.cwd() / DEFAULT_DATA, Path.cwd().parent / DEFAULT_DATA, download_folder()):
         if where.is_dir():
             return where.resolve()
     from .download import fetch_grocery
 
-    return fetch_grocery(PROJECT_ROOT / DEFAULT_DATA)
+    return fetch_grocery(download_folder())
 
 
 def scan(root: str | os.PathLike, labels: str = "coarse", category: str = "Fruit", min_classes: int = 2) -> Catalog:
@@ -195,6 +210,18 @@ def write_manifest(catalog: Catalog, path: str | os.PathLike) -> Path:
     table = catalog.table.assign(path=[os.path.relpath(p, catalog.root) for p in catalog.table["path"]])
     table.to_csv(path, index=False)
     return path
+
+
+def read_manifest(path: str | os.PathLike, root: Path, classes: list[str]) -> Catalog:
+    """The split written by :func:`write_manifest`, read back against ``root``; photos gone from it are an error."""
+    table = pd.read_csv(path, keep_default_na=False)
+    table["path"] = [str(root / p) for p in table["path"]]
+    missing = [p for p in table["path"] if not os.path.isfile(p)]
+    if missing:
+        raise FruitlibError(f"the data no longer match the run's split: {len(missing)} of its {len(table)} photos are "
+                            f"not in {root} (e.g. {missing[0]}); resume with the data it was trained on, or train anew")
+    layout = "grocery" if (root / "dataset" / "train.txt").is_file() or (root / "train.txt").is_file() else "folders"
+    return relabel(Catalog(root, layout, [], table[["path", "class_name", "split"]]), classes)
 
 
 def skipped_summary(skipped: list[tuple[str, str]]) -> str:

@@ -44,11 +44,12 @@ def choose(device: torch.device) -> str:
     wanted = os.environ.get("FRUITLIB_ENGINE")
     if wanted and wanted not in ENGINES:
         raise FruitlibError(f"FRUITLIB_ENGINE={wanted} is not an engine: use one of {', '.join(ENGINES)}")
-    if wanted == "onnxruntime" and not importlib.util.find_spec("onnxruntime"):
-        raise FruitlibError("FRUITLIB_ENGINE=onnxruntime, but it is not installed: pip install onnxruntime")
+    installed = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))  # the export needs onnx
+    if wanted == "onnxruntime" and not installed:
+        raise FruitlibError("FRUITLIB_ENGINE=onnxruntime, but it is not installed: pip install onnx onnxruntime")
     if wanted:
         return wanted
-    return "onnxruntime" if device.type == "cpu" and importlib.util.find_spec("onnxruntime") else "pytorch"
+    return "onnxruntime" if device.type == "cpu" and installed else "pytorch"
 
 
 def export(trunk: Trunk, size: int, path: Path) -> Path:

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .augment import eval_transform
+from .augment import view_for
 from .cache import stage_runner
 from .data import decode, stored_size
 from .errors import FruitlibError
@@ -23,7 +23,7 @@ def predict_images(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, 
     The stages run on the engine of :func:`fruitlib.cache.stage_runner` (ONNX Runtime on a CPU), then the head.
     """
     spec = model.spec
-    view = eval_transform(spec.image_size, spec.mean, spec.std)
+    view = view_for(spec)
     model.eval().to(device)
     stages = stage_runner(model, len(model.stages), device)
     probs = [torch.softmax(model.classify(stages(view.batch(images[i:i + batch_size]).to(device)).flatten(1)), 1)
@@ -65,8 +65,7 @@ def load_photo(path: str | os.PathLike, model: FruitNet) -> torch.Tensor:
         raise FruitlibError(f"image {path} does not exist") from error
     except Exception as error:
         raise FruitlibError(f"{path} is not a readable image ({type(error).__name__}): pass a JPEG or PNG") from error
-    spec = model.spec
-    return eval_transform(spec.image_size, spec.mean, spec.std)(image)
+    return view_for(model.spec)(image)
 
 
 @torch.inference_mode()

@@ -24,7 +24,7 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .augment import eval_transform
+from .augment import view_for
 from .cache import cached_activations
 from .data import Catalog
 from .evaluate import top_k
@@ -108,7 +108,7 @@ def random_twin(model: FruitNet, images: torch.Tensor, seed: int = 0, calibrate:
     for norm in (m for m in twin.stages.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
         norm.reset_running_stats()
         norm.momentum = None  # a plain average over the calibration batches
-    view = eval_transform(spec.image_size, spec.mean, spec.std)
+    view = view_for(spec)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:calibrate]
     twin.stages.train()
     for start in range(0, len(pick), 64):

@@ -24,10 +24,11 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from . import __version__, plots
-from .augment import eval_transform, train_transform
+from .augment import view_for
 from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .data import CATEGORIES, ImageTensorDataset, find_data, limit_per_class, make_splits, scan, write_manifest
+from .data import (CATEGORIES, ImageTensorDataset, find_data, limit_per_class, make_splits, read_manifest, scan,
+                   write_manifest)
 from .errors import FruitlibError
 from .evaluate import score
 from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
@@ -137,9 +138,24 @@ def training_data(model: FruitNet, train: ImageSet, val: ImageSet, cfg: RunConfi
         train_ds = TensorDataset(torch.cat(views), train.labels.repeat(len(views)))
         val_ds = TensorDataset(cached_activations(model, val.images, start, 0, cfg.seed, device, progress), val.labels)
         return FromStage(model, start), train_ds, val_ds
-    train_ds = ImageTensorDataset(train.images, train.labels, train_transform(spec.image_size, spec.mean, spec.std))
-    val_ds = ImageTensorDataset(val.images, val.labels, eval_transform(spec.image_size, spec.mean, spec.std))
+    train_ds = ImageTensorDataset(train.images, train.labels, view_for(spec, train=True))
+    val_ds = ImageTensorDataset(val.images, val.labels, view_for(spec))
     return model, train_ds, val_ds
+
+
+def resumed(saved: RunConfig, given: RunConfig, done: int, out: Path) -> RunConfig:
+    """The saved run's settings with what a resume can honour of ``given``: more epochs, another device. Any other
+    setting given that differs from the saved one is refused: the run would no longer be the one it continues."""
+    default, keep = RunConfig(), {"out", "data", "device", "test", "epochs"}
+    for name in RunConfig.__dataclass_fields__.keys() - keep:
+        wanted = getattr(given, name)
+        if wanted != getattr(default, name) and wanted != getattr(saved, name):
+            raise FruitlibError(f"--resume continues {out} with its saved settings, and {name} is {getattr(saved, name)!r}"
+                                f" there, not {wanted!r}: drop the option, or train a new run (--out, --overwrite)")
+    epochs = given.epochs or saved.epochs
+    if epochs < done:
+        raise FruitlibError(f"{out} has trained {done} epochs already: resume with --epochs {done} or more")
+    return dataclasses.replace(saved, device=given.device, epochs=epochs, test=given.test)
 
 
 def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[RunConfig, dict | None]:
@@ -153,7 +169,7 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
         if made_by != __version__:
             raise FruitlibError(f"{checkpoint} was written by fruitlib {made_by}, this is {__version__}: its training "
                                 "state does not carry over; train again (--overwrite) or use that version")
-        return dataclasses.replace(config_of(state["params"]), device=cfg.device), state["training"]
+        return resumed(config_of(state["params"]), cfg, len(state["training"]["history"]), out), state["training"]
     if checkpoint.exists() and not overwrite:
         raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
                             "or choose another --out")
@@ -210,20 +226,26 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     cfg, training = _start(cfg, out, resume, overwrite or reuse)
     began = time.perf_counter()
     seed_everything(cfg.seed)
-    catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
-    if cfg.per_class is not None:
-        catalog = limit_per_class(catalog, cfg.per_class, cfg.seed)
+    if training is not None:  # the split it was trained on, not a new scan of what the folder holds now
+        state = load_checkpoint(out / "model.pt")
+        catalog = read_manifest(out / "split.csv", find_data(cfg.data or state["params"]["data_root"]),
+                                state["spec"]["classes"])
+    else:
+        catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
+        if cfg.per_class is not None:
+            catalog = limit_per_class(catalog, cfg.per_class, cfg.seed)
     params = run_params(cfg) | {"data_root": str(catalog.root)}  # where the photos were: evaluate's default data
     name, mode = params["backbone"], params["mode"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "params.json").write_text(json.dumps(params, indent=2))
-    write_manifest(catalog, out / "split.csv")
+    if training is None:
+        write_manifest(catalog, out / "split.csv")
     if progress:
         print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
 
     model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size, cfg.dropout)
     if training is not None:
-        model.load_state_dict(load_checkpoint(out / "model.pt")["model"])
+        model.load_state_dict(state["model"])
     device = pick_device(cfg.device)
     train_set = load_split(catalog, "train", cfg.image_size, progress)
     val_set = load_split(catalog, "val", cfg.image_size, progress)

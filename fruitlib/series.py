@@ -7,10 +7,26 @@ from pathlib import Path
 
 import yaml
 
-from .data import PROJECT_ROOT
+from .data import checkout
 from .errors import FruitlibError
 
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
+
+def notebooks_folder(given: str | os.PathLike | None = None) -> Path:
+    """The numbered notebooks: ``given``, else the checkout's ``notebooks/``; they do not ship with the package."""
+    folder = Path(given) if given else (checkout() / "notebooks" if checkout() else None)
+    if folder is None or not folder.is_dir():
+        raise FruitlibError(f"no notebooks folder {folder or 'here'}: the notebooks come with the repository, not "
+                            "the package; clone it and run the series there, or pass --notebooks FOLDER")
+    return folder
+
+
+def papermill_module():
+    """papermill, or a one-line error saying which extra brings it."""
+    try:
+        import papermill
+    except ImportError:
+        raise FruitlibError("the series needs the notebook tools: pip install 'fruitlib[notebooks]'") from None
+    return papermill
 
 
 def notebook_parameters(params: dict, notebook: Path) -> dict:
@@ -18,9 +34,7 @@ def notebook_parameters(params: dict, notebook: Path) -> dict:
 
     A name in the notebook's own section that it does not declare is an error, never silently dropped.
     """
-    import papermill
-
-    declared = papermill.inspect_notebook(str(notebook))
+    declared = papermill_module().inspect_notebook(str(notebook))
     number = notebook.name[:2]
     section = params.get(number) or (params.get(int(number)) if number.isdigit() else None) or {}  # YAML: 04 is 4
     unknown = sorted(set(section) - set(declared))
@@ -33,9 +47,7 @@ def notebook_parameters(params: dict, notebook: Path) -> dict:
 
 def check_shared(params: dict, notebooks: list[Path]) -> None:
     """A shared parameter that no notebook declares is a typo: say so before anything runs."""
-    import papermill
-
-    declared = {name for notebook in notebooks for name in papermill.inspect_notebook(str(notebook))}
+    declared = {name for notebook in notebooks for name in papermill_module().inspect_notebook(str(notebook))}
     unknown = sorted(k for k, v in params.items() if not isinstance(v, dict) and k not in declared)
     if unknown:
         raise FruitlibError(f"no notebook has a parameter {', '.join(unknown)}: check the parameters file")
@@ -48,17 +60,18 @@ def series_parameters(params: dict, notebooks: list[Path], every: list[Path]) ->
 
 
 def run_series(out: str | os.PathLike = "runs/series", params_file: str | None = None,
-               only: list[str] | None = None) -> list[Path]:
-    """Run every ``notebooks/NN-*.ipynb`` (or those whose name starts with one of ``only``); print each run time."""
-    import papermill
-
+               only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
+    """Run every ``NN-*.ipynb`` of :func:`notebooks_folder` (or those whose name starts with one of ``only``);
+    print each run time."""
+    papermill = papermill_module()
+    source = notebooks_folder(folder)
     params = yaml.safe_load(Path(params_file).read_text()) if params_file else {}
     if params_file and not isinstance(params, dict):
         raise FruitlibError(f"{params_file} must hold a YAML mapping of parameter names to values")
-    every = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    every = sorted(source.glob("[0-9][0-9]-*.ipynb"))
     notebooks = [p for p in every if not only or p.name[:2] in only]
     if not notebooks:
-        raise FruitlibError(f"no notebooks found in {NOTEBOOKS} (for {only})")
+        raise FruitlibError(f"no notebooks found in {source} (for {only})")
     parameters = series_parameters(params, notebooks, every)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +81,7 @@ def run_series(out: str | os.PathLike = "runs/series", params_file: str | None =
         target = out / notebook.name
         try:
             papermill.execute_notebook(str(notebook), str(target), parameters=parameters[notebook],
-                                       cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
+                                       cwd=str(source), kernel_name="python3", progress_bar=False)
         except papermill.PapermillExecutionError as error:
             raise FruitlibError(f"{notebook.name} failed in cell {error.exec_count} ({error.ename}: "
                                 f"{error.evalue}); see {target}") from None

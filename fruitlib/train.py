@@ -12,6 +12,7 @@ photos in parallel (see :func:`loader_workers`).
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -140,6 +141,10 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
     if resume is not None:
         opt.load_state_dict(resume["optimizer"])
         schedule.load_state_dict(resume["scheduler"])
+        if schedule.T_max != max(epochs, 1):  # more epochs than first planned: the cosine of the longer run from here
+            schedule.T_max = max(epochs, 1)
+            for group, base in zip(opt.param_groups, schedule.base_lrs):
+                group["lr"] = base * (1 + math.cos(math.pi * schedule.last_epoch / schedule.T_max)) / 2
         shuffle.set_state(resume["shuffle_state"])
         torch.set_rng_state(resume["rng_state"])
         history = list(resume["history"])

@@ -87,6 +87,9 @@ def isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch-home")))  # no user hub checkpoints
     monkeypatch.delenv("FRUITLIB_DATA", raising=False)
     monkeypatch.delenv("FRUITLIB_WEIGHTS", raising=False)
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("XDG_DATA_HOME", str(base / "xdg-data"))  # platformdirs' user folders, never the real ones
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
     calls = []
 
     def offline(url, *args, **kwargs):

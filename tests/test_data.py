@@ -426,6 +426,7 @@ def test_a_relative_fruitlib_data_also_works_from_notebooks(monkeypatch, tmp_pat
     project = tmp_path / "project"
     (project / "data" / "x").mkdir(parents=True)
     (project / "notebooks").mkdir()
+    (project / "pyproject.toml").touch()  # a checkout
     monkeypatch.setattr(data, "PROJECT_ROOT", project)
     monkeypatch.chdir(project / "notebooks")
     monkeypatch.setenv("FRUITLIB_DATA", "data/x")
@@ -433,3 +434,11 @@ def test_a_relative_fruitlib_data_also_works_from_notebooks(monkeypatch, tmp_pat
     monkeypatch.setenv("FRUITLIB_DATA", "data/nowhere")
     with pytest.raises(FruitlibError, match="data/nowhere"):
         data.find_data()
+
+
+def test_an_installed_package_downloads_into_the_users_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path / "site-packages")  # no checkout around the package
+    assert data.checkout() is None
+    assert data.download_folder() == Path(os.environ["XDG_DATA_HOME"]) / "fruitlib" / "GroceryStoreDataset"
+    monkeypatch.setattr(data, "PROJECT_ROOT", Path(data.__file__).resolve().parents[1])
+    assert data.download_folder() == data.checkout() / "data" / "GroceryStoreDataset"

@@ -47,7 +47,7 @@ def test_without_onnx_runtime_pytorch_runs_the_stages(monkeypatch):
     monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)
     assert engines.choose(torch.device("cpu")) == "pytorch"
     monkeypatch.setenv("FRUITLIB_ENGINE", "onnxruntime")
-    with pytest.raises(FruitlibError, match="pip install onnxruntime"):
+    with pytest.raises(FruitlibError, match="pip install onnx onnxruntime"):
         engines.choose(torch.device("cpu"))
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import COLOURS, MISSING_LISTED, one_line
+from conftest import COLOURS, MISSING_LISTED, make_photo, one_line
 from fruitlib import FruitlibError, evaluate, run
 from fruitlib.checkpoint import load_checkpoint, model_from_checkpoint
 from fruitlib.run import RunConfig, train_run
@@ -143,27 +144,70 @@ def test_resume_after_an_interruption_finishes_the_remaining_epochs(folder_data,
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
-def test_resume_keeps_the_two_learning_rates_of_fine_tuning(folder_data, tmp_path, monkeypatch, tiny_run):
-    whole = train_run(config(folder_data, tmp_path / "whole", mode="last"), progress=False)
+def interrupted_after_one_epoch(data, out, monkeypatch, **changes) -> Path:
+    """A run of :func:`config` stopped by Ctrl-C after its first epoch's checkpoint."""
     real_fit = run.fit
 
     def interrupted_fit(*args, on_epoch_end, **kwargs):
-        def stop_after_one(state):
+        def stop(state):
             on_epoch_end(state)
             raise KeyboardInterrupt
 
-        return real_fit(*args, on_epoch_end=stop_after_one, **kwargs)
+        return real_fit(*args, on_epoch_end=stop, **kwargs)
 
-    out = tmp_path / "interrupted"
     monkeypatch.setattr(run, "fit", interrupted_fit)
     with pytest.raises(KeyboardInterrupt):
-        train_run(config(folder_data, out, mode="last"), progress=False)
+        train_run(config(data, out, **changes), progress=False)
     monkeypatch.setattr(run, "fit", real_fit)
+    return out
+
+
+def test_resume_keeps_the_two_learning_rates_of_fine_tuning(folder_data, tmp_path, monkeypatch, tiny_run):
+    whole = train_run(config(folder_data, tmp_path / "whole", mode="last"), progress=False)
+    out = interrupted_after_one_epoch(folder_data, tmp_path / "interrupted", monkeypatch, mode="last")
     assert [len(g["params"]) > 0 for g in load_checkpoint(out / "model.pt")["training"]["optimizer"]["param_groups"]] \
         == [True, True]  # the stage's group and the head's
     resumed = train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)
     pd.testing.assert_frame_equal(history_of(out), history_of(whole.out), atol=1e-6)
     assert resumed.history["backbone_lr"].iloc[0] < resumed.history["lr"].iloc[0]
+
+
+def test_resume_honours_more_epochs_on_the_longer_runs_schedule(folder_data, tmp_path, monkeypatch):
+    out = interrupted_after_one_epoch(folder_data, tmp_path / "run", monkeypatch)
+    result = train_run(RunConfig(out=str(out), device="cpu", epochs=3), resume=True, progress=False)
+    assert result.history["epoch"].tolist() == [1, 2, 3]
+    assert json.loads((out / "params.json").read_text())["epochs"] == 3
+    longer = train_run(config(folder_data, tmp_path / "three", epochs=3), progress=False)
+    assert result.history["lr"].iloc[1:].tolist() == pytest.approx(longer.history["lr"].iloc[1:].tolist())
+
+
+@pytest.mark.parametrize("given, refused", [({"seed": 5}, "seed is 0 there, not 5"),
+                                            ({"image_size": 64}, "image_size is 32 there, not 64"),
+                                            ({"epochs": 1, "mode": None}, None)])
+def test_resume_refuses_settings_it_cannot_honour(folder_data, tmp_path, monkeypatch, given, refused):
+    out = interrupted_after_one_epoch(folder_data, tmp_path / "run", monkeypatch)
+    before = (out / "model.pt").read_bytes()
+    if refused is None:  # as many epochs as done: nothing left to train, the run is finished
+        assert len(train_run(RunConfig(out=str(out), device="cpu", **given), resume=True, progress=False).history) == 1
+        return
+    with pytest.raises(FruitlibError, match=refused) as error:
+        train_run(RunConfig(out=str(out), device="cpu", **given), resume=True, progress=False)
+    assert one_line(str(error.value)) and "--resume" in str(error.value)
+    assert (out / "model.pt").read_bytes() == before  # nothing lost
+
+
+def test_resume_reads_the_recorded_split_and_says_when_the_data_changed(folder_data, tmp_path, monkeypatch):
+    out = interrupted_after_one_epoch(folder_data, tmp_path / "run", monkeypatch)
+    split = (out / "split.csv").read_text()
+    (folder_data / "apple" / "apple_00.jpg").rename(folder_data / "apple" / "renamed.jpg")  # a photo of the split goes
+    with pytest.raises(FruitlibError, match="no longer match the run's split: 1 of its 18 photos") as error:
+        train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)
+    assert one_line(str(error.value)) and (out / "split.csv").read_text() == split
+    (folder_data / "apple" / "renamed.jpg").rename(folder_data / "apple" / "apple_00.jpg")
+    for i in range(3):  # new photos beside the old ones are not pulled into the split
+        make_photo(folder_data / "kiwi" / f"new_{i}.jpg", COLOURS["kiwi"], seed=500 + i)
+    train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)
+    assert (out / "split.csv").read_text() == split
 
 
 def test_a_run_of_another_fruitlib_version_is_not_resumed(tiny_run, tmp_path, monkeypatch):

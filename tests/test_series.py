@@ -46,9 +46,9 @@ def test_a_name_the_notebook_does_not_declare_is_an_error_not_dropped(tmp_path):
 
 
 def test_the_shipped_parameter_files_name_only_declared_parameters():
-    for params_file in sorted(Path(series.PROJECT_ROOT, "params").glob("*.yaml")):
+    for params_file in sorted((series.notebooks_folder().parent / "params").glob("*.yaml")):
         params = yaml.safe_load(params_file.read_text())
-        every = sorted(series.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+        every = sorted(series.notebooks_folder().glob("[0-9][0-9]-*.ipynb"))
         series.series_parameters(params, every, every)  # raises on a name a notebook does not declare
 
 
@@ -65,7 +65,7 @@ def notebooks(tmp_path, monkeypatch):
     make_notebook(folder / "02-second.ipynb", PARAMETERS + "backbone = 'auto'\n",
                   "raise ValueError(f'broken on purpose {seed}')")
     (folder / "README.ipynb").write_text("not part of the series")
-    monkeypatch.setattr(series, "NOTEBOOKS", folder)
+    monkeypatch.setattr(series, "checkout", lambda: tmp_path)
     return folder
 
 
@@ -105,3 +105,13 @@ def test_a_bad_section_stops_the_series_before_any_notebook_runs(notebooks, tmp_
     with pytest.raises(FruitlibError, match="02-second.ipynb has no parameter mode"):
         series.run_series(tmp_path / "out", str(params))
     assert not (tmp_path / "out" / "01-first.ipynb").exists()  # 01 did not run first
+
+
+def test_outside_a_checkout_the_series_says_where_the_notebooks_are_expected(monkeypatch, tmp_path):
+    monkeypatch.setattr(series, "checkout", lambda: None)
+    with pytest.raises(FruitlibError, match="come with the repository") as error:
+        series.run_series(tmp_path / "out")
+    assert one_line(str(error.value)) and "--notebooks" in str(error.value)
+    folder = tmp_path / "mine"
+    make_notebook(folder / "01-first.ipynb", PARAMETERS, "print('first', seed, epochs)")
+    assert series.run_series(tmp_path / "out", folder=folder) == [(tmp_path / "out" / "01-first.ipynb").resolve()]

@@ -1,0 +1,110 @@
+"""Downloads for offline use, served from generated files: nothing leaves the machine."""
+from __future__ import annotations
+
+import hashlib
+import io
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_grocery_data, one_line
+from fruitlib import FruitlibError, cli, download
+
+
+def zipped_clone(tmp_path: Path) -> bytes:
+    """A miniature clone, zipped the way GitHub zips a commit: one top folder."""
+    root = make_grocery_data(tmp_path / "clone" / f"GroceryStoreDataset-{download.COMMIT}", {"train": 2, "val": 1,
+                                                                                            "test": 1})
+    listed = root / "dataset" / "train.txt"  # drop the entry conftest lists without its photo
+    listed.write_text("".join(line + "\n" for line in listed.read_text().splitlines() if "_099" not in line))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(root.rglob("*")):
+            archive.write(path, path.relative_to(root.parent))
+    return buffer.getvalue()
+
+
+class Response(io.BytesIO):
+    def __init__(self, payload: bytes, fail_after: int | None = None):
+        super().__init__(payload)
+        self.headers, self.fail_after = {"Content-Length": str(len(payload))}, fail_after
+
+    def read(self, size: int = -1) -> bytes:
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise ConnectionResetError("the connection dropped")
+        return super().read(min(size, self.fail_after or size) if size > 0 else size)
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """The zipped clone behind urlopen, with LISTINGS set to its files' checksums; returns what was asked for."""
+    payload = zipped_clone(tmp_path)
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        listings = {Path(n).name: hashlib.sha256(archive.read(n)).hexdigest() for n in archive.namelist()
+                    if Path(n).parent.name == "dataset" and Path(n).name in download.LISTINGS}
+    monkeypatch.setattr(download, "LISTINGS", listings)
+    state = {"urls": [], "payload": payload, "fail_after": None}
+
+    def urlopen(url, timeout=None):
+        state["urls"].append(url)
+        return Response(state["payload"], state["fail_after"])
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return state
+
+
+def test_the_data_set_comes_from_the_pinned_commit_checked(served, tmp_path):
+    dest = download.fetch_grocery(tmp_path / "kit" / "GroceryStoreDataset")
+    assert served["urls"] == [f"{download.REPOSITORY}/archive/{download.COMMIT}.zip"]
+    assert (dest / "dataset" / "train.txt").is_file() and not list((tmp_path / "kit").glob(".*"))
+    assert download.fetch_grocery(dest) == dest and len(served["urls"]) == 1  # there and checked: no second download
+
+
+@pytest.mark.parametrize("damage", ["checksum", "interrupted", "not a zip"])
+def test_a_damaged_or_interrupted_download_is_never_taken_for_data(served, tmp_path, monkeypatch, damage):
+    if damage == "checksum":
+        monkeypatch.setitem(download.LISTINGS, "val.txt", "0" * 64)
+    elif damage == "interrupted":
+        served["fail_after"] = len(served["payload"]) // 2
+    else:
+        served["payload"] = b"<html>rate limited</html>"
+    dest = tmp_path / "kit" / "GroceryStoreDataset"
+    with pytest.raises(FruitlibError) as error:
+        download.fetch_grocery(dest)
+    assert one_line(str(error.value))
+    assert not dest.exists() and list((tmp_path / "kit").iterdir()) == []  # no data, no partial folder left
+
+
+def test_resnet_weights_are_checked_against_the_hash_in_their_name(tmp_path, monkeypatch):
+    def fetch(url, dst, hash_prefix=None, progress=True):
+        content = b"weights of " + url.encode()
+        if not hashlib.sha256(content).hexdigest().startswith(hash_prefix):
+            raise RuntimeError(f'invalid hash value (expected "{hash_prefix}")')
+        Path(dst).write_bytes(content)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fetch)
+    with pytest.raises(FruitlibError, match="could not fetch .*resnet18") as error:
+        download.fetch_resnet("resnet18", tmp_path / "weights")
+    assert one_line(str(error.value)) and not list((tmp_path / "weights").glob("*.pth"))
+
+
+def test_download_prints_the_two_variables_for_offline_machines(served, tmp_path, monkeypatch, capsys):
+    def fetch(name: str, folder: Path) -> Path:  # fetch_resnet's checks are tested above
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.pth").write_bytes(b"weights")
+
+    monkeypatch.setattr(download, "fetch_resnet", fetch)
+    code = cli.main(["download", "--data", "--weights", "resnet18", "resnet50", "--to", str(tmp_path / "kit")])
+    assert code == 0
+    kit = (tmp_path / "kit").resolve()
+    assert capsys.readouterr().out.splitlines() == [f"export FRUITLIB_DATA={kit / 'GroceryStoreDataset'}",
+                                                    f"export FRUITLIB_WEIGHTS={kit / 'weights'}"]
+    assert sorted(p.name for p in (kit / "weights").iterdir()) == ["resnet18.pth", "resnet50.pth"]
+
+
+def test_download_with_nothing_asked_is_one_line(capsys, tmp_path):
+    assert cli.main(["download", "--to", str(tmp_path)]) == 2
+    assert "nothing to download" in capsys.readouterr().err
