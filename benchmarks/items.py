@@ -201,9 +201,7 @@ def item_recipe(catalog: Catalog, name: str, cap_s: float, device: torch.device,
     with fruitlib_cache(cache):
         train = load_split(catalog, "train", size, progress=False)
         val = load_split(catalog, "val", size, progress=False)
-    rows = catalog.split("train")
-    sources = {"decoded": ImagePathDataset(rows["path"].tolist(), torch.tensor(rows["label"].to_numpy()),
-                                           stored_size(size), view),
+    sources = {"decoded": ImagePathDataset(train.paths, train.labels, stored_size(size), view),  # readable photos
                "cached": ImageTensorDataset(train.images, train.labels, view)}
     batches = {key: endless(data, seed) for seed, (key, data) in enumerate(sources.items())}
     val_loader = make_loader(ImageTensorDataset(val.images, val.labels, view), RECIPE["batch_size"])
@@ -225,7 +223,7 @@ def item_recipe(catalog: Catalog, name: str, cap_s: float, device: torch.device,
             if len(points) == RECIPE_VAL_POINTS:
                 break
     rate = {key: sum(n for n, _ in s) / sum(t for _, t in s) for key, s in steps.items()}
-    n_train, val_s = len(rows), sum(val_pass_s) / len(val_pass_s)
+    n_train, val_s = len(train.labels), sum(val_pass_s) / len(val_pass_s)
     epoch_s = n_train / rate["decoded"] + val_s  # the article's epoch: a pass over the photos and one over val
     return {"image_size": size, "batch_size": RECIPE["batch_size"], "optimizer": "sgd", "lr": RECIPE["lr"],
             "momentum": RECIPE["momentum"], "n_train": n_train, "steps": steps, "images_per_s": rate,

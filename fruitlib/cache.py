@@ -2,9 +2,9 @@
 
 JPEG decoding and the frozen part of a pretrained network cost the same every epoch and give the same
 answer every time, so they are computed once and kept in ``$FRUITLIB_CACHE`` (default: the user's cache
-folder, ``~/.cache/fruitlib`` on Linux). Keys hash everything the result depends on (file list with sizes and
-change and inode times, image size, the decoder's version, network weights, views, seed), so a changed or
-replaced file means a new entry, even when its size and modification time were kept (``cp -p``, rsync, tar).
+folder, ``~/.cache/fruitlib`` on Linux). Keys hash everything the result depends on (file list with sizes,
+modification and change times, image size, the decoder's version and Pillow's, network weights, views, seed), so a
+changed or replaced file means a new entry, even when its size and modification time were kept (``cp -p``, rsync, tar).
 """
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
 def load_images(paths: list[str], size: int, progress: bool = True, use_cache: bool = True) -> dict:
     """Decoded ``size x size`` photos for ``paths`` (``images``, ``keep`` indices, ``skipped``), cached on disk."""
     try:
-        stats = [(p, s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino) for p in paths for s in [os.stat(p)]]
+        stats = [(p, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for p in paths for s in [os.stat(p)]]
     except FileNotFoundError as error:
         raise FruitlibError(f"{error.filename} disappeared after the data were listed: run again") from None
     key = _digest(DECODER, PIL.__version__, size, stats)

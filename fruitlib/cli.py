@@ -33,6 +33,12 @@ def at_least_one(text: str) -> int:
     return value
 
 
+def given_options(args: argparse.Namespace) -> set[str]:
+    """The RunConfig settings named on the command line (a preset names its own)."""
+    given = {k for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__ and v is not None}
+    return given | (set(PRESETS[args.preset]) if args.preset else set()) | ({"cache"} if args.no_cache else set())
+
+
 def train_config(args: argparse.Namespace) -> RunConfig:
     """The run's settings: RunConfig's defaults, then the ``--preset``'s, then every option given."""
     given = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__ and v is not None}
@@ -56,7 +62,7 @@ def _train(args: argparse.Namespace) -> None:
 
     cfg = train_config(args)
     try:
-        result = train_run(cfg, resume=args.resume, overwrite=args.overwrite)
+        result = train_run(cfg, resume=args.resume, overwrite=args.overwrite, asked=given_options(args))
     except KeyboardInterrupt:
         raise FruitlibError(interrupted(Path(cfg.out))) from None
     m = result.metrics
@@ -73,18 +79,23 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from .cache import load_split
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import find_data, make_splits, relabel, scan
+    from .data import find_data, make_splits, read_manifest, relabel, scan
     from .evaluate import score
 
     params = load_checkpoint(args.checkpoint)["params"]
     model = model_from_checkpoint(args.checkpoint)
-    root = find_data(args.data or params.get("data"))  # default: the data the model was trained on
-    own = args.data is None or str(root) == params.get("data_root")
+    trained_on = params.get("data_root") or params.get("data")
+    root = find_data(args.data or trained_on)  # default: the data the model was trained on
+    own = str(root) == params.get("data_root") or args.data is None
     split = args.split or ("val" if own else "all")  # new photos: every one of them
-    catalog = scan(root, params.get("labels", "coarse"), params.get("category", "Fruit"), min_classes=1)
-    if split != "all":
-        catalog = make_splits(catalog, params.get("val_fraction", 0.2), params.get("seed", 0))
-    catalog = relabel(catalog, model.spec.classes)
+    recorded = Path(args.checkpoint).parent / "split.csv"
+    if own and split != "all" and recorded.is_file():  # the run's own split, even if photos were added since
+        catalog = read_manifest(recorded, root, model.spec.classes)
+    else:
+        catalog = scan(root, params.get("labels", "coarse"), params.get("category", "Fruit"), min_classes=1)
+        if split != "all":
+            catalog = make_splits(catalog, params.get("val_fraction", 0.2), params.get("seed", 0))
+        catalog = relabel(catalog, model.spec.classes)
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # --json: stdout holds only JSON
         images = load_split(catalog, split, model.spec.image_size, progress=not args.json)
     scores = score(model, images.images, images.labels)

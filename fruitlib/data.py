@@ -162,7 +162,7 @@ def _with_labels(catalog: Catalog, min_classes: int = 2) -> Catalog:
 
 def relabel(catalog: Catalog, classes: list[str]) -> Catalog:
     """Number the photos' classes as in ``classes`` (a model's); a class not among them is a one-line error."""
-    unknown = sorted(set(catalog.table["class_name"]) - set(classes))
+    unknown = sorted(set(map(str, catalog.table["class_name"])) - set(classes))
     if unknown:
         raise FruitlibError(f"{catalog.root} has classes the model does not know: {', '.join(unknown)}; it knows "
                             f"{', '.join(classes)}: rename those folders or leave them out")
@@ -214,14 +214,18 @@ def write_manifest(catalog: Catalog, path: str | os.PathLike) -> Path:
 
 def read_manifest(path: str | os.PathLike, root: Path, classes: list[str]) -> Catalog:
     """The split written by :func:`write_manifest`, read back against ``root``; photos gone from it are an error."""
-    table = pd.read_csv(path, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)[["path", "class_name", "split"]]
+    except (OSError, ValueError, KeyError) as error:  # missing, truncated, or not a split file
+        raise FruitlibError(f"{path} cannot be read as a run's split ({type(error).__name__}): train the run "
+                            "anew (--overwrite)") from None
     table["path"] = [str(root / p) for p in table["path"]]
     missing = [p for p in table["path"] if not os.path.isfile(p)]
     if missing:
         raise FruitlibError(f"the data no longer match the run's split: {len(missing)} of its {len(table)} photos are "
                             f"not in {root} (e.g. {missing[0]}); resume with the data it was trained on, or train anew")
     layout = "grocery" if (root / "dataset" / "train.txt").is_file() or (root / "train.txt").is_file() else "folders"
-    return relabel(Catalog(root, layout, [], table[["path", "class_name", "split"]]), classes)
+    return relabel(Catalog(root, layout, [], table), classes)
 
 
 def skipped_summary(skipped: list[tuple[str, str]]) -> str:

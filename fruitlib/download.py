@@ -7,6 +7,7 @@ interrupted or damaged one is never taken for data.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.request
@@ -50,6 +51,16 @@ def verify_grocery(root: Path) -> None:
                 raise FruitlibError(f"{name} lists {line.split(',')[0]}, which the download lacks: try again")
 
 
+def checked(dest: Path) -> Path:
+    """``dest`` once :func:`verify_grocery` passes; a copy that fails it is not repaired: it must go."""
+    try:
+        verify_grocery(dest)
+    except FruitlibError as error:
+        raise FruitlibError(f"{dest} is not a complete copy of commit {COMMIT[:7]} ({str(error).split(':')[0]}): "
+                            "delete it, or point FRUITLIB_DATA at a good copy, and run again") from None
+    return dest
+
+
 def _download(url: str, dest: Path, what: str) -> None:
     with urllib.request.urlopen(url, timeout=30) as response, open(dest, "wb") as f:
         size = int(response.headers.get("Content-Length", 0)) or None
@@ -63,8 +74,7 @@ def fetch_grocery(dest: Path, url: str = ARCHIVE) -> Path:
     """Download, unpack and verify the Grocery Store Dataset into ``dest``; one-line error offline."""
     dest = Path(dest)
     if dest.is_dir():  # an earlier download (renamed into place only once verified), or a clone: check it again
-        verify_grocery(dest)
-        return dest
+        return checked(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial{os.getpid()}")  # same file system: the rename is atomic
     try:
@@ -75,7 +85,9 @@ def fetch_grocery(dest: Path, url: str = ARCHIVE) -> Path:
         unpacked = next(p for p in partial.iterdir() if p.is_dir())
         verify_grocery(unpacked)
         os.replace(unpacked, dest)
-    except (OSError, zipfile.BadZipFile, StopIteration) as error:
+    except (OSError, http.client.HTTPException, zipfile.BadZipFile, StopIteration) as error:
+        if dest.is_dir():  # another process finished the same download first
+            return checked(dest)
         raise FruitlibError(f"no data at {dest} and the download failed ({type(error).__name__}): "
                             f"git clone {REPOSITORY} {dest}, or set FRUITLIB_DATA to your copy "
                             "(see data/README.md)") from None
@@ -94,7 +106,7 @@ def fetch_resnet(name: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(url, str(dest), hash_prefix=prefix, progress=True)  # temporary file, then moved
-    except (OSError, RuntimeError) as error:  # offline, or a hash mismatch
+    except (OSError, http.client.HTTPException, RuntimeError) as error:  # offline, cut short, or a hash mismatch
         dest.unlink(missing_ok=True)
         raise FruitlibError(f"could not fetch {url} ({type(error).__name__}: {error}): check the connection") from None
     return dest

@@ -11,15 +11,22 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from .data import checkout
 
-def save(fig: plt.Figure, name: str, folder: str | os.PathLike = "../figures") -> None:
+
+def save(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> None:
     """Save ``fig`` as ``folder/name.png``, or ``name.jpg`` when it shows photos (a tenth of the size).
+
+    ``folder`` defaults to the checkout's ``figures/`` (where the notebooks' figures live), or ``figures/`` in the
+    working folder when fruitlib is an installed package.
 
     Names are stable, so re-runs replace the old figure. Returns nothing, so a notebook cell ending with it
     shows the figure and no path (nbval compares that).
     """
     photos = any(ax.images for ax in fig.axes)
-    path = Path(folder) / f"{name}.{'jpg' if photos else 'png'}"
+    home = checkout()
+    folder = Path(folder) if folder is not None else (home / "figures" if home else Path("figures"))
+    path = folder / f"{name}.{'jpg' if photos else 'png'}"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight", **({"pil_kwargs": {"quality": 85}} if photos else {}))
 

@@ -143,22 +143,26 @@ def training_data(model: FruitNet, train: ImageSet, val: ImageSet, cfg: RunConfi
     return model, train_ds, val_ds
 
 
-def resumed(saved: RunConfig, given: RunConfig, done: int, out: Path) -> RunConfig:
-    """The saved run's settings with what a resume can honour of ``given``: more epochs, another device. Any other
-    setting given that differs from the saved one is refused: the run would no longer be the one it continues."""
-    default, keep = RunConfig(), {"out", "data", "device", "test", "epochs"}
-    for name in RunConfig.__dataclass_fields__.keys() - keep:
+def resumed(saved: RunConfig, given: RunConfig, asked: set[str] | None, done: int, out: Path) -> RunConfig:
+    """The saved run's settings with what a resume can honour of ``given``: more epochs, the data moved elsewhere,
+    another device. Any other setting ``asked`` for (default: those that differ from RunConfig's defaults) that
+    differs from the saved one is refused: the run would no longer be the one it continues."""
+    default, honoured = RunConfig(), {"out", "data", "device", "test", "epochs"}
+    for name in RunConfig.__dataclass_fields__.keys() - honoured:
         wanted = getattr(given, name)
-        if wanted != getattr(default, name) and wanted != getattr(saved, name):
-            raise FruitlibError(f"--resume continues {out} with its saved settings, and {name} is {getattr(saved, name)!r}"
-                                f" there, not {wanted!r}: drop the option, or train a new run (--out, --overwrite)")
+        if (name in asked if asked is not None else wanted != getattr(default, name)) and wanted != getattr(saved, name):
+            raise FruitlibError(f"--resume continues {out} with its saved settings, and {name} is "
+                                f"{getattr(saved, name)!r} there, not {wanted!r}: drop the option, or train a new run "
+                                "(--out, --overwrite)")
     epochs = given.epochs or saved.epochs
     if epochs < done:
         raise FruitlibError(f"{out} has trained {done} epochs already: resume with --epochs {done} or more")
-    return dataclasses.replace(saved, device=given.device, epochs=epochs, test=given.test)
+    return dataclasses.replace(saved, data=given.data or saved.data, device=given.device, epochs=epochs,
+                               test=given.test)
 
 
-def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[RunConfig, dict | None]:
+def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool,
+           asked: set[str] | None = None) -> tuple[RunConfig, dict | None]:
     """Protect an existing run unless asked to resume it or overwrite it; on resume, reuse its settings."""
     checkpoint = out / "model.pt"
     if resume:
@@ -169,7 +173,8 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Ru
         if made_by != __version__:
             raise FruitlibError(f"{checkpoint} was written by fruitlib {made_by}, this is {__version__}: its training "
                                 "state does not carry over; train again (--overwrite) or use that version")
-        return resumed(config_of(state["params"]), cfg, len(state["training"]["history"]), out), state["training"]
+        saved = dataclasses.replace(config_of(state["params"]), data=state["params"]["data_root"])  # absolute
+        return resumed(saved, cfg, asked, len(state["training"]["history"]), out), state["training"]
     if checkpoint.exists() and not overwrite:
         raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
                             "or choose another --out")
@@ -212,24 +217,27 @@ def load_run(out: str | os.PathLike) -> RunResult:
 
 
 def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-              reuse: bool = False) -> RunResult:
+              reuse: bool = False, asked: set[str] | None = None) -> RunResult:
     """Split, decode, build, train, evaluate and save one run; see the module docstring for the outputs.
 
     ``reuse`` (what the notebooks use, each in its own ``runs/NN`` folders): when ``cfg.out`` already holds a
-    finished run with exactly these settings, load it instead; a run there with other settings is replaced.
+    finished run with exactly these settings and data, load it instead; a run there with other settings is replaced.
+    ``asked``: on ``resume``, the names of the settings the caller gave (the command line's options), checked
+    against the saved run's; None: those that differ from RunConfig's defaults.
     """
     out = Path(cfg.out)
     saved = out / "params.json"
     if reuse and (out / "metrics.json").is_file() and saved.is_file():
-        if json.loads(saved.read_text()) == run_params(cfg) | {"data_root": str(find_data(cfg.data))}:
+        params = json.loads(saved.read_text())
+        if params.pop("data_root", None) and params == run_params(cfg) \
+                and json.loads(saved.read_text())["data_root"] == str(find_data(cfg.data)):
             return load_run(out)
-    cfg, training = _start(cfg, out, resume, overwrite or reuse)
+    cfg, training = _start(cfg, out, resume, overwrite or reuse, asked)
     began = time.perf_counter()
     seed_everything(cfg.seed)
     if training is not None:  # the split it was trained on, not a new scan of what the folder holds now
         state = load_checkpoint(out / "model.pt")
-        catalog = read_manifest(out / "split.csv", find_data(cfg.data or state["params"]["data_root"]),
-                                state["spec"]["classes"])
+        catalog = read_manifest(out / "split.csv", find_data(cfg.data), state["spec"]["classes"])
     else:
         catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
         if cfg.per_class is not None:

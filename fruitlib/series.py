@@ -65,6 +65,8 @@ def run_series(out: str | os.PathLike = "runs/series", params_file: str | None =
     print each run time."""
     papermill = papermill_module()
     source = notebooks_folder(folder)
+    if params_file and not Path(params_file).is_file():
+        raise FruitlibError(f"parameters file {params_file} does not exist: e.g. -f params/full.yaml")
     params = yaml.safe_load(Path(params_file).read_text()) if params_file else {}
     if params_file and not isinstance(params, dict):
         raise FruitlibError(f"{params_file} must hold a YAML mapping of parameter names to values")

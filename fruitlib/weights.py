@@ -106,13 +106,9 @@ def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> None
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
+    import psutil  # os.kill(pid, 0) would send Ctrl-C on Windows
+
+    return psutil.pid_exists(pid)
 
 
 def load_state_dict_file(path: str | os.PathLike, what: str) -> dict:

@@ -442,3 +442,19 @@ def test_an_installed_package_downloads_into_the_users_data_folder(tmp_path, mon
     assert data.download_folder() == Path(os.environ["XDG_DATA_HOME"]) / "fruitlib" / "GroceryStoreDataset"
     monkeypatch.setattr(data, "PROJECT_ROOT", Path(data.__file__).resolve().parents[1])
     assert data.download_folder() == data.checkout() / "data" / "GroceryStoreDataset"
+
+
+def test_a_recorded_split_with_numbered_classes_reads_back(tmp_path):
+    from fruitlib.data import read_manifest, write_manifest
+
+    for name in ("0", "1"):
+        for i in range(3):
+            make_photo(tmp_path / "digits" / name / f"{i}.jpg", COLOURS["kiwi"], i)
+    catalog = make_splits(scan(tmp_path / "digits"))
+    write_manifest(catalog, tmp_path / "split.csv")
+    again = read_manifest(tmp_path / "split.csv", catalog.root, catalog.classes)
+    assert again.table["label"].tolist() == catalog.table["label"].tolist() and again.classes == ["0", "1"]
+    (tmp_path / "split.csv").write_text("not, a split\n")
+    with pytest.raises(FruitlibError, match="cannot be read as a run's split") as error:
+        read_manifest(tmp_path / "split.csv", catalog.root, catalog.classes)
+    assert one_line(str(error.value))

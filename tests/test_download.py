@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import urllib.request
 import zipfile
@@ -63,12 +64,15 @@ def test_the_data_set_comes_from_the_pinned_commit_checked(served, tmp_path):
     assert download.fetch_grocery(dest) == dest and len(served["urls"]) == 1  # there and checked: no second download
 
 
-@pytest.mark.parametrize("damage", ["checksum", "interrupted", "not a zip"])
+@pytest.mark.parametrize("damage", ["checksum", "interrupted", "cut short", "not a zip"])
 def test_a_damaged_or_interrupted_download_is_never_taken_for_data(served, tmp_path, monkeypatch, damage):
     if damage == "checksum":
         monkeypatch.setitem(download.LISTINGS, "val.txt", "0" * 64)
     elif damage == "interrupted":
         served["fail_after"] = len(served["payload"]) // 2
+    elif damage == "cut short":  # what http.client raises when a streamed body ends early
+        monkeypatch.setattr(Response, "read", lambda self, size=-1: (_ for _ in ()).throw(
+            http.client.IncompleteRead(b"", 100)))
     else:
         served["payload"] = b"<html>rate limited</html>"
     dest = tmp_path / "kit" / "GroceryStoreDataset"
@@ -79,16 +83,26 @@ def test_a_damaged_or_interrupted_download_is_never_taken_for_data(served, tmp_p
 
 
 def test_resnet_weights_are_checked_against_the_hash_in_their_name(tmp_path, monkeypatch):
-    def fetch(url, dst, hash_prefix=None, progress=True):
-        content = b"weights of " + url.encode()
-        if not hashlib.sha256(content).hexdigest().startswith(hash_prefix):
+    good = b"the real weights"
+    prefix = hashlib.sha256(good).hexdigest()[:8]
+    served = {"content": b"a proxy's error page", "fetches": 0}
+
+    def fetch(url, dst, hash_prefix=None, progress=True):  # as torch.hub checks: the prefix of the SHA-256
+        served["fetches"] += 1
+        if not hashlib.sha256(served["content"]).hexdigest().startswith(hash_prefix):
             raise RuntimeError(f'invalid hash value (expected "{hash_prefix}")')
-        Path(dst).write_bytes(content)
+        Path(dst).write_bytes(served["content"])
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", fetch)
+    monkeypatch.setattr(download, "resnet_weights_enum", lambda name: type("Entry", (), {
+        "url": f"https://download.pytorch.org/models/{name}-{prefix}.pth"}))
     with pytest.raises(FruitlibError, match="could not fetch .*resnet18") as error:
         download.fetch_resnet("resnet18", tmp_path / "weights")
     assert one_line(str(error.value)) and not list((tmp_path / "weights").glob("*.pth"))
+    served["content"] = good
+    path = download.fetch_resnet("resnet18", tmp_path / "weights")
+    assert path.name == f"resnet18-{prefix}.pth" and path.read_bytes() == good
+    assert download.fetch_resnet("resnet18", tmp_path / "weights") == path and served["fetches"] == 2  # kept
 
 
 def test_download_prints_the_two_variables_for_offline_machines(served, tmp_path, monkeypatch, capsys):

@@ -96,3 +96,13 @@ def test_photo_figures_are_saved_as_jpeg(tmp_path):
     images = torch.full((2, 3, 8, 8), 200, dtype=torch.uint8)
     plots.save(plots.image_grid(images, ["a", "b"]), "03-samples", tmp_path)
     assert (tmp_path / "03-samples.jpg").read_bytes()[:2] == b"\xff\xd8" and not (tmp_path / "03-samples.png").exists()
+
+
+def test_figures_go_to_the_checkouts_figures_or_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fig = plots.training_curves({"run": history(0)})
+    monkeypatch.setattr(plots, "checkout", lambda: tmp_path / "repo")
+    plots.save(fig, "curves")
+    monkeypatch.setattr(plots, "checkout", lambda: None)  # an installed package: figures/ where you are
+    plots.save(fig, "curves")
+    assert (tmp_path / "repo" / "figures" / "curves.png").is_file() and (tmp_path / "figures" / "curves.png").is_file()

@@ -210,6 +210,20 @@ def test_resume_reads_the_recorded_split_and_says_when_the_data_changed(folder_d
     assert (out / "split.csv").read_text() == split
 
 
+def test_resume_finds_data_that_moved_and_refuses_even_a_default_value_asked_for(folder_data, tmp_path, monkeypatch):
+    from fruitlib import cli
+
+    out = interrupted_after_one_epoch(folder_data, tmp_path / "run", monkeypatch, views=0)
+    moved = folder_data.rename(tmp_path / "moved")
+    with pytest.raises(FruitlibError, match=f"{folder_data} .*does not exist"):  # looked for where it was
+        train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)
+    code = cli.main(["train", "--out", str(out), "--resume", "--views", "1"])  # 1 is the default, 0 was saved
+    assert code == 2
+    result = train_run(RunConfig(out=str(out), data=str(moved), device="cpu"), resume=True, progress=False)
+    assert result.history["epoch"].tolist() == [1, 2]
+    assert json.loads((out / "params.json").read_text())["data_root"] == str(moved.resolve())
+
+
 def test_a_run_of_another_fruitlib_version_is_not_resumed(tiny_run, tmp_path, monkeypatch):
     out = tmp_path / "old"
     shutil.copytree(tiny_run[0], out)

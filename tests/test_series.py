@@ -115,3 +115,9 @@ def test_outside_a_checkout_the_series_says_where_the_notebooks_are_expected(mon
     folder = tmp_path / "mine"
     make_notebook(folder / "01-first.ipynb", PARAMETERS, "print('first', seed, epochs)")
     assert series.run_series(tmp_path / "out", folder=folder) == [(tmp_path / "out" / "01-first.ipynb").resolve()]
+
+
+def test_a_missing_parameters_file_is_one_line(notebooks, tmp_path):
+    with pytest.raises(FruitlibError, match="parameters file .*nowhere.yaml does not exist") as error:
+        series.run_series(tmp_path / "out", str(tmp_path / "nowhere.yaml"))
+    assert one_line(str(error.value))
