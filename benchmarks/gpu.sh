@@ -7,7 +7,8 @@
 #
 # OUT receives gpu.txt (the card), bench.log and results-gpu.json, runs.log and runs.tgz (each run's
 # params.json, split.csv, history.csv, metrics.json and figures; not the weights). Each step has its own
-# time limit, so that one that hangs cannot take the others with it. About 7 minutes on an H200 (434 s).
+# time limit, so that one that hangs cannot take the others with it. About 7 minutes on an H200 (434 s), before
+# distributed.log (torchrun with NCCL: 1 process, then 2 sharing the one GPU) was added; it is unmeasured.
 set -u
 data=${1:?usage: bash benchmarks/gpu.sh DATA OUT}
 out=${2:?usage: bash benchmarks/gpu.sh DATA OUT}
@@ -39,4 +40,10 @@ train lite0-scratch --backbone efficientnet_lite0 --scratch --lr 1e-3
 train resnet50-scratch --backbone resnet50 --scratch --lr 1e-3
 train lite0-frozen --backbone efficientnet_lite0 --mode frozen
 cat "$out/runs.log"
+for n in 1 2; do  # NCCL through torchrun: one process, then two on the one GPU (NCCL may refuse to share a GPU)
+    echo "== torchrun, $n process(es)" >>"$out/distributed.log"
+    PYTHON=$py timeout 120 bash benchmarks/distributed.sh "$data" "$runs/torchrun-$n" "$n" >>"$out/distributed.log" 2>&1
+    echo "exit $?" >>"$out/distributed.log"
+done
+cat "$out/distributed.log"
 tar -czf "$out/runs.tgz" -C "$runs" --exclude='*.pt' .

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import stats
+from .distributed import session
 from .errors import FruitlibError
 from .run import DEFAULT_EPOCHS, PRESETS, RunConfig
 from .weights import RESNETS
@@ -61,10 +62,13 @@ def _train(args: argparse.Namespace) -> None:
     from .run import train_run
 
     cfg = train_config(args)
-    try:
-        result = train_run(cfg, resume=args.resume, overwrite=args.overwrite, asked=given_options(args))
-    except KeyboardInterrupt:
-        raise FruitlibError(interrupted(Path(cfg.out))) from None
+    with session(cfg.device) as here:  # several processes under torchrun, else one
+        try:
+            result = train_run(cfg, resume=args.resume, overwrite=args.overwrite, asked=given_options(args))
+        except KeyboardInterrupt:
+            raise FruitlibError(interrupted(Path(cfg.out))) from None
+    if not here.main:
+        return
     m = result.metrics
     print(f"{m['backbone']} ({'pretrained' if m['pretrained'] else 'from scratch'}, {m['mode']}): "
           f"validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} photos after {m['epochs']} epochs, "

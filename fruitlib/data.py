@@ -13,6 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -323,13 +324,16 @@ class ImagePathDataset(PhotoDataset):
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                **kwargs) -> DataLoader:
+                sampler: Iterable[int] | None = None, **kwargs) -> DataLoader:
     """A ``DataLoader`` over ``dataset``; a :class:`PhotoDataset` is fetched a whole batch at a time.
 
-    The batches, their order and their shuffling are those of ``DataLoader(dataset, batch_size, shuffle, ...)``.
+    The batches, their order and their shuffling are those of ``DataLoader(dataset, batch_size, shuffle, ...)``;
+    a ``sampler`` (the photos' order, e.g. one process's share of them) replaces ``shuffle``.
     """
     if not isinstance(dataset, PhotoDataset):
-        return DataLoader(dataset, batch_size, shuffle, generator=generator, **kwargs)
-    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        return DataLoader(dataset, batch_size, shuffle if sampler is None else False, sampler, generator=generator,
+                          **kwargs)
+    order = sampler if sampler is not None else \
+        RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
     return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None,
                       generator=generator, **kwargs)  # the generator also seeds workers, as in a DataLoader

@@ -29,11 +29,13 @@ from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import (CATEGORIES, ImageTensorDataset, find_data, limit_per_class, make_splits, read_manifest, scan,
                    write_manifest)
+from .distributed import World, barrier, local_batch, main_first, world
 from .errors import FruitlibError
 from .evaluate import score
 from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
 from .train import fit, pick_device, seed_everything
 
+RECORDED = ("data_root", "world_size", "global_batch_size")  # in params.json beside the settings: how the run went
 RUN_FILES = ("params.json", "split.csv", "skipped.csv", "model.pt", "best.pt", "history.csv", "metrics.json",
              "curves.png", "confusion.png")
 DEFAULT_LR = 1e-3  # the head's learning rate in every mode (from scratch: every layer's)
@@ -127,12 +129,19 @@ class FromStage(nn.Module):
         return self.model.classify(self.model.embed(x, self.start))
 
 
-def training_data(model: FruitNet, train: ImageSet, val: ImageSet, cfg: RunConfig,
-                  device: torch.device, progress: bool) -> tuple[nn.Module, Dataset, Dataset]:
-    """What the fit loop trains and on what: cached activations when stages are frozen, else photos."""
+def training_data(model: FruitNet, train: ImageSet, val: ImageSet, cfg: RunConfig, device: torch.device,
+                  progress: bool, here: World = World()) -> tuple[nn.Module, Dataset, Dataset]:
+    """What the fit loop trains and on what: cached activations when stages are frozen, else photos.
+
+    Under torchrun the views are shared out among the processes, each computed once into the cache, then read."""
     spec, start = model.spec, model.frozen_stages
     if cfg.cache and start > 0:
         model.to(device)
+        if here.size > 1:
+            shares = [(train.images, v) for v in range(cfg.views + 1)] + [(val.images, 0)]
+            for images, view in shares[here.rank::here.size]:
+                cached_activations(model, images, start, view, cfg.seed, device, progress)
+            barrier(here)
         views = [cached_activations(model, train.images, start, v, cfg.seed, device, progress)
                  for v in range(cfg.views + 1)]
         train_ds = TensorDataset(torch.cat(views), train.labels.repeat(len(views)))
@@ -161,9 +170,10 @@ def resumed(saved: RunConfig, given: RunConfig, asked: set[str] | None, done: in
                                test=given.test)
 
 
-def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool,
-           asked: set[str] | None = None) -> tuple[RunConfig, dict | None]:
-    """Protect an existing run unless asked to resume it or overwrite it; on resume, reuse its settings."""
+def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool, asked: set[str] | None = None,
+           main: bool = True) -> tuple[RunConfig, dict | None]:
+    """Protect an existing run unless asked to resume it or overwrite it; on resume, reuse its settings.
+    Only the ``main`` process deletes a replaced run's files."""
     checkpoint = out / "model.pt"
     if resume:
         if not checkpoint.is_file():
@@ -178,7 +188,7 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool,
     if checkpoint.exists() and not overwrite:
         raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
                             "or choose another --out")
-    for name in RUN_FILES if checkpoint.exists() else ():
+    for name in RUN_FILES if checkpoint.exists() and main else ():
         (out / name).unlink(missing_ok=True)  # only the run's own files: anything else in the folder stays
     return cfg, None
 
@@ -224,15 +234,19 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     finished run with exactly these settings and data, load it instead; a run there with other settings is replaced.
     ``asked``: on ``resume``, the names of the settings the caller gave (the command line's options), checked
     against the saved run's; None: those that differ from RunConfig's defaults.
+    Under torchrun every process calls this; rank 0 alone writes the run folder, and the others return their
+    model and history with empty metrics.
     """
-    out = Path(cfg.out)
+    out, here = Path(cfg.out), world()
+    local_batch(cfg.batch_size, here)  # under torchrun, a global batch that cannot be shared out is refused first
     saved = out / "params.json"
     if reuse and (out / "metrics.json").is_file() and saved.is_file():
         params = json.loads(saved.read_text())
-        if params.pop("data_root", None) and params == run_params(cfg) \
-                and json.loads(saved.read_text())["data_root"] == str(find_data(cfg.data)):
+        if {k: v for k, v in params.items() if k not in RECORDED} == run_params(cfg) \
+                and params.get("data_root") == str(find_data(cfg.data)):
             return load_run(out)
-    cfg, training = _start(cfg, out, resume, overwrite or reuse, asked)
+    cfg, training = _start(cfg, out, resume, overwrite or reuse, asked, here.main)
+    progress = progress and here.main
     began = time.perf_counter()
     seed_everything(cfg.seed)
     if training is not None:  # the split it was trained on, not a new scan of what the folder holds now
@@ -242,11 +256,13 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
         catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
         if cfg.per_class is not None:
             catalog = limit_per_class(catalog, cfg.per_class, cfg.seed)
-    params = run_params(cfg) | {"data_root": str(catalog.root)}  # where the photos were: evaluate's default data
+    params = run_params(cfg) | {"data_root": str(catalog.root),  # where the photos were: evaluate's default data
+                                "world_size": here.size, "global_batch_size": cfg.batch_size}
     name, mode = params["backbone"], params["mode"]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "params.json").write_text(json.dumps(params, indent=2))
-    if training is None:
+    if here.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "params.json").write_text(json.dumps(params, indent=2))
+    if training is None and here.main:
         write_manifest(catalog, out / "split.csv")
     if progress:
         print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
@@ -255,18 +271,21 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     if training is not None:
         model.load_state_dict(state["model"])
     device = pick_device(cfg.device)
-    train_set = load_split(catalog, "train", cfg.image_size, progress)
-    val_set = load_split(catalog, "val", cfg.image_size, progress)
-    test_set = load_split(catalog, "test", cfg.image_size, progress) if cfg.test and catalog.has("test") else None
+    with main_first(here):  # under torchrun, rank 0 decodes into the cache and the others read it
+        train_set = load_split(catalog, "train", cfg.image_size, progress)
+        val_set = load_split(catalog, "val", cfg.image_size, progress)
+        test_set = load_split(catalog, "test", cfg.image_size, progress) if cfg.test and catalog.has("test") else None
     skipped = catalog.skipped + train_set.skipped + val_set.skipped + (test_set.skipped if test_set else [])
-    if skipped:
+    if skipped and here.main:
         pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
-    module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress)
+    module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress, here)
     best = max([h["val_acc"] for h in training["history"]], default=-1.0) if training else -1.0
     best_weights, saved_at = None, -float("inf")
 
     def on_epoch_end(state: dict) -> None:  # the first and last epochs are saved, between them one per SAVE_EVERY_S
         nonlocal best, best_weights, saved_at
+        if not here.main:
+            return
         if state["history"][-1]["val_acc"] > best:
             best = state["history"][-1]["val_acc"]
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -281,9 +300,12 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
                   optimizer=cfg.optimizer, seed=cfg.seed, device=device, on_epoch_end=on_epoch_end,
                   resume=training, progress=progress,
                   groups=param_groups(model, params["lr"], params["backbone_lr"]))
+    if not here.main:  # rank 0 scores the model and writes the results
+        return RunResult(model, history, {}, out)
     history.to_csv(out / "history.csv", index=False)
     metrics = finish(model, val_set, test_set, history, params, out, device)
-    metrics |= {"n_train": len(train_set.labels), "seconds": round(time.perf_counter() - began, 1)}
+    metrics |= {"n_train": len(train_set.labels), "seconds": round(time.perf_counter() - began, 1),
+                "world_size": here.size, "global_batch_size": cfg.batch_size}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return RunResult(model, history, metrics, out)
 

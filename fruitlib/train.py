@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data import PhotoDataset, make_loader
+from .distributed import local_batch, share_buffers, total, train_sampler, wrap, world
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "backbone_lr", "seconds"]
 
@@ -115,6 +116,7 @@ def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device,
             total_loss += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
+    total_loss, correct, seen = total([total_loss, correct, seen], world())  # over every process under torchrun
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
@@ -128,6 +130,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
     default: every trainable parameter at ``lr``. The history records the last group's rate as ``lr``, the first's
     as ``backbone_lr``.
     ``resume`` is a state given earlier to ``on_epoch_end``: training continues after its last epoch.
+    Under torchrun (:mod:`fruitlib.distributed`) each process trains on its share of every global batch of
+    ``batch_size`` in a new seeded order each epoch, through ``DistributedDataParallel``, and validates its share.
     """
     device = pick_device(device) if isinstance(device, str) else device
     seed_everything(seed)
@@ -148,16 +152,24 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
         shuffle.set_state(resume["shuffle_state"])
         torch.set_rng_state(resume["rng_state"])
         history = list(resume["history"])
+    here = world()
     workers = loader_workers(device) if isinstance(train_data, PhotoDataset) else 0
-    train_loader = make_loader(train_data, batch_size, shuffle=True, generator=shuffle, pin_memory=device.type == "cuda",
-                               num_workers=workers, persistent_workers=workers > 0)
-    val_loader = make_loader(val_data, 2 * batch_size) if val_data is not None else None
+    sampler = train_sampler(train_data, seed, here) if here.active else None
+    train_loader = make_loader(train_data, local_batch(batch_size, here), shuffle=True, generator=shuffle,
+                               sampler=sampler, pin_memory=device.type == "cuda", num_workers=workers,
+                               persistent_workers=workers > 0)
+    val_loader = make_loader(val_data, 2 * batch_size, sampler=range(here.rank, len(val_data), here.size)) \
+        if val_data is not None else None  # under torchrun, each process scores every N-th photo
+    trained = wrap(model, device) if here.active else model
     bar = tqdm(range(len(history), epochs), desc="epochs", disable=not progress)
     for epoch in bar:
         start = time.perf_counter()
-        train_loss, train_acc = run_epoch(model, train_loader, device, opt)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        train_loss, train_acc = run_epoch(trained, train_loader, device, opt)
         rates = group_rates(opt)
         schedule.step()
+        share_buffers(model, here)
         val_loss, val_acc = run_epoch(model, val_loader, device) if val_loader else (float("nan"), float("nan"))
         history.append(dict(zip(COLUMNS, [epoch + 1, train_loss, train_acc, val_loss, val_acc, *rates,
                                           time.perf_counter() - start])))
