@@ -9,6 +9,7 @@ Listing and splitting never decode an image; decoding happens once, in :mod:`fru
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -202,6 +203,16 @@ def limit_per_class(catalog: Catalog, per_class: int, seed: int = 0) -> Catalog:
     kept = train.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)
     table = catalog.table[(catalog.table["split"] != "train") | catalog.table.index.isin(kept.index)]
     return replace(catalog, table=table.reset_index(drop=True))
+
+
+def listing_digest(catalog: Catalog) -> str:
+    """What a run's photos are: each one's path, class, split, size and modification time, hashed; a photo
+    replaced, added or removed gives another digest (its pixels are not read)."""
+    hasher = hashlib.sha1()
+    for path, label, split in catalog.table[["path", "label", "split"]].itertuples(index=False):
+        stat = os.stat(path)
+        hasher.update(f"{path}|{label}|{split}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return hasher.hexdigest()[:16]
 
 
 def write_manifest(catalog: Catalog, path: str | os.PathLike) -> Path:

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import FruitlibError
-from .weights import resnet_weights_enum
+from .weights import remove_stale_temporaries, resnet_weights_enum
 
 REPOSITORY = "https://github.com/marcusklasson/GroceryStoreDataset"
 COMMIT = "fc80ba90f803d79d0383df52c5a4ac5de99ff6fc"  # master on 2023-09-08, the data's last change in 2019
@@ -76,6 +76,7 @@ def fetch_grocery(dest: Path, url: str = ARCHIVE) -> Path:
     if dest.is_dir():  # an earlier download (renamed into place only once verified), or a clone: check it again
         return checked(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest.parent, marker=".partial")  # what a killed download left
     partial = dest.with_name(f".{dest.name}.partial{os.getpid()}")  # same file system: the rename is atomic
     try:
         partial.mkdir()

@@ -27,15 +27,15 @@ from . import __version__, plots
 from .augment import view_for
 from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .data import (CATEGORIES, ImageTensorDataset, find_data, limit_per_class, make_splits, read_manifest, scan,
-                   write_manifest)
+from .data import (CATEGORIES, Catalog, ImageTensorDataset, find_data, limit_per_class, listing_digest, make_splits,
+                   read_manifest, scan, write_manifest)
 from .distributed import World, barrier, local_batch, main_first, world
 from .errors import FruitlibError
 from .evaluate import score
 from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
 from .train import fit, pick_device, seed_everything
 
-RECORDED = ("data_root", "world_size", "global_batch_size")  # in params.json beside the settings: how the run went
+RECORDED = ("data_root", "photos", "world_size", "global_batch_size")  # in params.json beside the settings: how the run went
 RUN_FILES = ("params.json", "split.csv", "skipped.csv", "model.pt", "best.pt", "history.csv", "metrics.json",
              "curves.png", "confusion.png")
 DEFAULT_LR = 1e-3  # the head's learning rate in every mode (from scratch: every layer's)
@@ -172,8 +172,8 @@ def resumed(saved: RunConfig, given: RunConfig, asked: set[str] | None, done: in
 
 def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool, asked: set[str] | None = None,
            main: bool = True) -> tuple[RunConfig, dict | None]:
-    """Protect an existing run unless asked to resume it or overwrite it; on resume, reuse its settings.
-    Only the ``main`` process deletes a replaced run's files."""
+    """Protect an existing run unless asked to resume it or overwrite it; on resume, reuse its settings and return
+    its checkpoint. Only the ``main`` process deletes a replaced run's files."""
     checkpoint = out / "model.pt"
     if resume:
         if not checkpoint.is_file():
@@ -184,7 +184,7 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool, asked: set[
             raise FruitlibError(f"{checkpoint} was written by fruitlib {made_by}, this is {__version__}: its training "
                                 "state does not carry over; train again (--overwrite) or use that version")
         saved = dataclasses.replace(config_of(state["params"]), data=state["params"]["data_root"])  # absolute
-        return resumed(saved, cfg, asked, len(state["training"]["history"]), out), state["training"]
+        return resumed(saved, cfg, asked, len(state["training"]["history"]), out), state
     if checkpoint.exists() and not overwrite:
         raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
                             "or choose another --out")
@@ -217,6 +217,12 @@ def run_params(cfg: RunConfig) -> dict:
                                                              "backbone_lr": backbone_lr, "fruitlib": __version__}))
 
 
+def new_catalog(cfg: RunConfig) -> Catalog:
+    """The photos of a new run: listed, split and limited as ``cfg`` says."""
+    catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
+    return limit_per_class(catalog, cfg.per_class, cfg.seed) if cfg.per_class is not None else catalog
+
+
 def load_run(out: str | os.PathLike) -> RunResult:
     """A finished run folder as a :class:`RunResult` (model in eval mode on the CPU)."""
     out = Path(out)
@@ -243,20 +249,19 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     if reuse and (out / "metrics.json").is_file() and saved.is_file():
         params = json.loads(saved.read_text())
         if {k: v for k, v in params.items() if k not in RECORDED} == run_params(cfg) \
-                and params.get("data_root") == str(find_data(cfg.data)):
+                and params.get("photos") == listing_digest(new_catalog(cfg)):
             return load_run(out)
-    cfg, training = _start(cfg, out, resume, overwrite or reuse, asked, here.main)
+    cfg, checkpoint = _start(cfg, out, resume, overwrite or reuse, asked, here.main)
+    training = checkpoint["training"] if checkpoint else None
     progress = progress and here.main
     began = time.perf_counter()
     seed_everything(cfg.seed)
     if training is not None:  # the split it was trained on, not a new scan of what the folder holds now
-        state = load_checkpoint(out / "model.pt")
-        catalog = read_manifest(out / "split.csv", find_data(cfg.data), state["spec"]["classes"])
+        catalog = read_manifest(out / "split.csv", find_data(cfg.data), checkpoint["spec"]["classes"])
     else:
-        catalog = make_splits(scan(find_data(cfg.data), cfg.labels, cfg.category), cfg.val_fraction, cfg.seed)
-        if cfg.per_class is not None:
-            catalog = limit_per_class(catalog, cfg.per_class, cfg.seed)
+        catalog = new_catalog(cfg)
     params = run_params(cfg) | {"data_root": str(catalog.root),  # where the photos were: evaluate's default data
+                                "photos": listing_digest(catalog),  # and what they were: reuse checks both
                                 "world_size": here.size, "global_batch_size": cfg.batch_size}
     name, mode = params["backbone"], params["mode"]
     if here.main:
@@ -269,7 +274,7 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
 
     model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size, cfg.dropout)
     if training is not None:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(checkpoint["model"])
     device = pick_device(cfg.device)
     with main_first(here):  # under torchrun, rank 0 decodes into the cache and the others read it
         train_set = load_split(catalog, "train", cfg.image_size, progress)

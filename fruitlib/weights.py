@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -92,15 +93,19 @@ def atomic_save(obj: object, path: str | os.PathLike) -> Path:
     return path
 
 
-def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> None:
-    """Delete the ``.NAME.tmpPID`` files of writers killed mid-write (SIGKILL, power loss): those whose process is
-    gone and that are over an hour old (a live writer on another machine sharing the folder is never that slow)."""
-    for tmp in folder.glob(".*.tmp*"):
-        pid = tmp.name.rsplit(".tmp", 1)[1]
+def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0, marker: str = ".tmp") -> None:
+    """Delete the ``.NAME.tmpPID`` files (``marker``: or download folders ``.NAME.partialPID``) of writers killed
+    mid-write (SIGKILL, power loss): those whose process is gone and that are over an hour old (a live writer on
+    another machine sharing the folder is never that slow)."""
+    for tmp in folder.glob(f".*{marker}*"):
+        pid = tmp.name.rsplit(marker, 1)[1]
         try:
             if not pid.isdigit() or time.time() - tmp.stat().st_mtime < older_than_s or _alive(int(pid)):
                 continue
-            tmp.unlink()
+            if tmp.is_dir():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
         except OSError:  # gone meanwhile, or not ours to delete
             pass
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import os
+import subprocess
+import sys
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -62,6 +66,18 @@ def test_the_data_set_comes_from_the_pinned_commit_checked(served, tmp_path):
     assert served["urls"] == [f"{download.REPOSITORY}/archive/{download.COMMIT}.zip"]
     assert (dest / "dataset" / "train.txt").is_file() and not list((tmp_path / "kit").glob(".*"))
     assert download.fetch_grocery(dest) == dest and len(served["urls"]) == 1  # there and checked: no second download
+
+
+def test_a_killed_download_leaves_nothing_behind_for_long(served, tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    kit = tmp_path / "kit"
+    stale, young = kit / f".GroceryStoreDataset.partial{dead}", kit / f".Other.partial{dead}"
+    for folder in (stale, young):
+        (folder / "GroceryStoreDataset-half").mkdir(parents=True)
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    download.fetch_grocery(kit / "GroceryStoreDataset")
+    assert not stale.exists() and young.exists()  # a recent one may be another machine's download in progress
 
 
 @pytest.mark.parametrize("damage", ["checksum", "interrupted", "cut short", "not a zip"])

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import COLOURS, MISSING_LISTED, make_photo, one_line
+from conftest import COLOURS, MISSING_LISTED, make_folder_data, make_photo, one_line
 from fruitlib import FruitlibError, evaluate, run
 from fruitlib.checkpoint import load_checkpoint, model_from_checkpoint
 from fruitlib.run import RunConfig, train_run
@@ -324,6 +324,20 @@ def test_reuse_with_other_settings_trains_again_in_place(tiny_run, tmp_path):
     shutil.copytree(tiny_run[0], out)
     result = train_run(config(tiny_run[1], out, epochs=1), reuse=True, progress=False)
     assert result.history["epoch"].tolist() == [1] and json.loads((out / "params.json").read_text())["epochs"] == 1
+
+
+def test_reuse_trains_again_when_a_photo_was_replaced_with_the_same_name(tmp_path, monkeypatch):
+    data = make_folder_data(tmp_path / "fruit")
+    train_run(config(data, tmp_path / "run", epochs=1), progress=False)
+    trained = []
+    real_fit = run.fit
+    monkeypatch.setattr(run, "fit", lambda *a, **k: trained.append(1) or real_fit(*a, **k))
+    train_run(config(data, tmp_path / "run", epochs=1), reuse=True, progress=False)
+    assert trained == []  # the same photos: loaded
+    photo = data / "kiwi" / "kiwi_03.jpg"
+    make_photo(photo, (250, 250, 250), seed=7, size=(50, 30))  # another photo under the same name
+    train_run(config(data, tmp_path / "run", epochs=1), reuse=True, progress=False)
+    assert trained == [1]
 
 
 def test_a_run_made_by_another_fruitlib_version_is_not_reused(tiny_run, monkeypatch, tmp_path):
