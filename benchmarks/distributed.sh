@@ -4,14 +4,15 @@
 #   bash benchmarks/distributed.sh DATA OUT [PROCESSES]      e.g. DATA=../shared/data/GroceryStoreDataset
 set -euo pipefail
 data=${1:?data folder}; out=${2:?output folder}; processes=${3:-2}
+mkdir -p "$out"  # each run's log: $out/one.log, $out/many.log
 python=${PYTHON:-.venv/bin/python}
 run=(train --data "$data" --backbone efficientnet_lite0 --mode full --image-size 64 --test)
-"$python" -m fruitlib "${run[@]}" --out "$out/one" --epochs 2 --overwrite > /dev/null 2>&1
-"$python" -m fruitlib "${run[@]}" --out "$out/one" --epochs 3 --resume > /dev/null 2>&1
+"$python" -m fruitlib "${run[@]}" --out "$out/one" --epochs 2 --overwrite > "$out/one.log" 2>&1
+"$python" -m fruitlib "${run[@]}" --out "$out/one" --epochs 3 --resume >> "$out/one.log" 2>&1
 "$python" -m torch.distributed.run --standalone --nproc-per-node "$processes" -m fruitlib "${run[@]}" \
-    --out "$out/many" --epochs 2 --overwrite > /dev/null 2>&1
+    --out "$out/many" --epochs 2 --overwrite > "$out/many.log" 2>&1 || { tail -20 "$out/many.log"; exit 1; }
 "$python" -m torch.distributed.run --standalone --nproc-per-node "$processes" -m fruitlib "${run[@]}" \
-    --out "$out/many" --epochs 3 --resume > /dev/null 2>&1
+    --out "$out/many" --epochs 3 --resume >> "$out/many.log" 2>&1 || { tail -20 "$out/many.log"; exit 1; }
 "$python" - "$out" <<'PY'
 import json, sys
 import pandas as pd

@@ -206,12 +206,12 @@ def limit_per_class(catalog: Catalog, per_class: int, seed: int = 0) -> Catalog:
 
 
 def listing_digest(catalog: Catalog) -> str:
-    """What a run's photos are: each one's path, class, split, size and modification time, hashed; a photo
-    replaced, added or removed gives another digest (its pixels are not read)."""
+    """What a run's photos are: each one's path, class, split, size, modification and change times, hashed, as the
+    cache keys decoded photos; a photo replaced, added or removed gives another digest (its pixels are not read)."""
     hasher = hashlib.sha1()
     for path, label, split in catalog.table[["path", "label", "split"]].itertuples(index=False):
         stat = os.stat(path)
-        hasher.update(f"{path}|{label}|{split}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        hasher.update(f"{path}|{label}|{split}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}\n".encode())
     return hasher.hexdigest()[:16]
 
 

@@ -59,6 +59,12 @@ def session(device: str = "auto") -> Iterator[World]:
         dist.destroy_process_group()
 
 
+def own_device(device: torch.device, here: World) -> torch.device:
+    """Under torchrun on GPUs, this process's own GPU (:func:`session` chose it from ``LOCAL_RANK``), whichever
+    index was asked for; elsewhere ``device``. With more processes than GPUs, they take turns round the GPUs."""
+    return torch.device("cuda", torch.cuda.current_device()) if here.active and device.type == "cuda" else device
+
+
 def local_batch(batch_size: int, here: World) -> int:
     """Each process's share of the global batch; it must divide evenly, or the steps would not be one run's."""
     if batch_size % here.size:
@@ -76,11 +82,26 @@ def train_sampler(data: Dataset, seed: int, here: World) -> DistributedSampler:
     return DistributedSampler(data, num_replicas=here.size, rank=here.rank, shuffle=True, seed=seed)
 
 
+def start_epoch(sampler: DistributedSampler, generator: torch.Generator, seed: int, epoch: int, here: World) -> None:
+    """This epoch's order of the photos, and random draws of this process's own (augmentations, dropout, loader
+    workers): from the seed, the epoch and the rank alone, so that a resumed run draws the same."""
+    sampler.set_epoch(epoch)
+    draws = seed * 1_000_000 + epoch * 1_000 + here.rank
+    torch.manual_seed(draws)
+    generator.manual_seed(draws)
+
+
+def val_share(photos: int, here: World) -> range:
+    """Every N-th photo from the rank's place: the processes together score each photo exactly once."""
+    return range(here.rank, photos, here.size)
+
+
 def total(values: list[float], here: World) -> list[float]:
     """The sums of ``values`` over all processes (loss sums, correct answers, photos seen)."""
     if not here.active:
         return values
-    summed = torch.tensor(values, dtype=torch.float64)
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"  # NCCL: GPU only
+    summed = torch.tensor(values, dtype=torch.float64, device=on)
     dist.all_reduce(summed)
     return summed.tolist()
 
@@ -110,5 +131,6 @@ def main_first(here: World) -> Iterator[None]:
 
 
 def barrier(here: World) -> None:
+    """Wait until every process has come this far."""
     if here.active:
         dist.barrier()

@@ -29,7 +29,7 @@ from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import (CATEGORIES, Catalog, ImageTensorDataset, find_data, limit_per_class, listing_digest, make_splits,
                    read_manifest, scan, write_manifest)
-from .distributed import World, barrier, local_batch, main_first, world
+from .distributed import World, barrier, local_batch, main_first, own_device, world
 from .errors import FruitlibError
 from .evaluate import score
 from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
@@ -275,7 +275,7 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size, cfg.dropout)
     if training is not None:
         model.load_state_dict(checkpoint["model"])
-    device = pick_device(cfg.device)
+    device = own_device(pick_device(cfg.device), here)
     with main_first(here):  # under torchrun, rank 0 decodes into the cache and the others read it
         train_set = load_split(catalog, "train", cfg.image_size, progress)
         val_set = load_split(catalog, "val", cfg.image_size, progress)

@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data import PhotoDataset, make_loader
-from .distributed import local_batch, share_buffers, total, train_sampler, wrap, world
+from .distributed import (local_batch, own_device, share_buffers, start_epoch, total, train_sampler, val_share, wrap,
+                          world)
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "backbone_lr", "seconds"]
 
@@ -133,7 +134,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
     Under torchrun (:mod:`fruitlib.distributed`) each process trains on its share of every global batch of
     ``batch_size`` in a new seeded order each epoch, through ``DistributedDataParallel``, and validates its share.
     """
-    device = pick_device(device) if isinstance(device, str) else device
+    here = world()
+    device = own_device(pick_device(device) if isinstance(device, str) else device, here)
     seed_everything(seed)
     torch.set_flush_denormal(True)  # tiny gradients late in training otherwise slow CPUs down ten-fold
     model.to(device, memory_format=memory_format(device))
@@ -152,20 +154,19 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
         shuffle.set_state(resume["shuffle_state"])
         torch.set_rng_state(resume["rng_state"])
         history = list(resume["history"])
-    here = world()
     workers = loader_workers(device) if isinstance(train_data, PhotoDataset) else 0
     sampler = train_sampler(train_data, seed, here) if here.active else None
     train_loader = make_loader(train_data, local_batch(batch_size, here), shuffle=True, generator=shuffle,
                                sampler=sampler, pin_memory=device.type == "cuda", num_workers=workers,
                                persistent_workers=workers > 0)
-    val_loader = make_loader(val_data, 2 * batch_size, sampler=range(here.rank, len(val_data), here.size)) \
-        if val_data is not None else None  # under torchrun, each process scores every N-th photo
+    val_loader = make_loader(val_data, 2 * local_batch(batch_size, here), sampler=val_share(len(val_data), here)) \
+        if val_data is not None else None
     trained = wrap(model, device) if here.active else model
     bar = tqdm(range(len(history), epochs), desc="epochs", disable=not progress)
     for epoch in bar:
         start = time.perf_counter()
         if sampler is not None:
-            sampler.set_epoch(epoch)
+            start_epoch(sampler, shuffle, seed, epoch, here)
         train_loss, train_acc = run_epoch(trained, train_loader, device, opt)
         rates = group_rates(opt)
         schedule.step()

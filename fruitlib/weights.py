@@ -95,12 +95,13 @@ def atomic_save(obj: object, path: str | os.PathLike) -> Path:
 
 def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0, marker: str = ".tmp") -> None:
     """Delete the ``.NAME.tmpPID`` files (``marker``: or download folders ``.NAME.partialPID``) of writers killed
-    mid-write (SIGKILL, power loss): those whose process is gone and that are over an hour old (a live writer on
-    another machine sharing the folder is never that slow)."""
+    mid-write (SIGKILL, power loss): those whose process is gone and that nothing has changed for an hour (a live
+    writer on another machine sharing the folder is never that slow; a download folder counts its files' changes)."""
     for tmp in folder.glob(f".*{marker}*"):
         pid = tmp.name.rsplit(marker, 1)[1]
         try:
-            if not pid.isdigit() or time.time() - tmp.stat().st_mtime < older_than_s or _alive(int(pid)):
+            touched = max(p.stat().st_mtime for p in [tmp, *(tmp.iterdir() if tmp.is_dir() else [])])
+            if not pid.isdigit() or time.time() - touched < older_than_s or _alive(int(pid)):
                 continue
             if tmp.is_dir():
                 shutil.rmtree(tmp)

@@ -53,6 +53,12 @@ def test_the_processes_batches_together_are_the_global_batches_of_one_order():
     assert sorted(shares[0] + shares[1]) == list(range(24))  # every photo once per epoch
 
 
+@pytest.mark.parametrize("photos, processes", [(111, 2), (111, 4), (3, 4), (8, 1)])
+def test_the_validation_shares_hold_every_photo_exactly_once(photos, processes):
+    shares = [list(distributed.val_share(photos, World(rank, processes, True))) for rank in range(processes)]
+    assert sorted(sum(shares, [])) == list(range(photos))
+
+
 def test_without_torchrun_a_world_of_one_that_does_nothing(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with distributed.session("cpu") as here:
