@@ -45,11 +45,14 @@ def world() -> World:
 
 @contextmanager
 def session(device: str = "auto") -> Iterator[World]:
-    """Join torchrun's processes for the duration of a command; without torchrun, a world of one."""
+    """Join torchrun's processes for the duration of a command that runs on ``device`` (NCCL on CUDA, else gloo);
+    without torchrun, a world of one."""
     if "WORLD_SIZE" not in os.environ or (dist.is_available() and dist.is_initialized()):
         yield world()
         return
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    from .train import pick_device  # (train imports this module)
+
+    cuda = pick_device(device).type == "cuda"
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     dist.init_process_group("nccl" if cuda else "gloo")

@@ -267,8 +267,8 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     if here.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "params.json").write_text(json.dumps(params, indent=2))
-    if training is None and here.main:
-        write_manifest(catalog, out / "split.csv")
+        if training is None:
+            write_manifest(catalog, out / "split.csv")
     if progress:
         print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
 
