@@ -95,6 +95,11 @@ class RunConfig:
             raise FruitlibError(f"backbone_lr must be at least 0, not {self.backbone_lr!r}")
         if not 0 < self.val_fraction < 1:
             raise FruitlibError(f"val_fraction must be between 0 and 1, not {self.val_fraction!r}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise FruitlibError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}") from None
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise FruitlibError(f"{name} must be one of {', '.join(map(str, allowed))}, "

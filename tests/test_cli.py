@@ -236,6 +236,7 @@ def test_a_preset_sets_its_values_and_options_given_win():
     ("--views", "-1", "views must be at least 0"), ("--seed", "-2", "seed must be at least 0"),
     ("--lr", "0", "lr must be above 0"), ("--backbone-lr=-1e-3", None, "backbone_lr must be at least 0"),
     ("--epochs", "ten", "--epochs: invalid int value"), ("--mode", "half", "--mode: invalid choice"),
+    ("--device", "gpu", "device must be auto, cpu, cuda, cuda:N or mps"),
 ])
 def test_every_bad_train_option_is_one_line_saying_what_is_allowed(capsys, folder_data, tmp_path, option, value,
                                                                    allowed):
