@@ -12,8 +12,9 @@ each, because 111 validation photos cannot tell settings a point apart (one phot
 Beside them, the seconds a default ``fruitlib train`` would spend in the frozen network: its passes over
 train (one per view), validation and test photos at the images per second measured here. The default is the
 best ``cv`` whose seconds fit BUDGET_S (two-thirds of the 45-s target, leaving the rest for start-up, decoding
-and the head, and a margin for slower CPUs); the ``accurate`` preset is the best ``cv`` at any cost. The
-script prints both choices; the table is recorded in ``benchmarks/README.md``.
+and the head, and a margin for slower CPUs); the best ``cv`` at any cost is the fixed-feature candidate for the
+``accurate`` preset, which ``choose_settings.py --accurate`` weighs against fine-tuning the last stage. The
+script prints both; the table is recorded in ``benchmarks/README.md``.
 
     .venv/bin/python benchmarks/choose_defaults.py --data ../shared/data/GroceryStoreDataset
 """
@@ -119,7 +120,8 @@ def main() -> None:
     print(f"\nval: {n_val} photos; cv: {n_train} photos in {FOLDS} burst-grouped folds\n")
     print(markdown(table))
     best = table.sort_values(["cv", "val"], ascending=False)
-    for name, rows in (("default", best[best["network s"] <= BUDGET_S]), ("accurate preset", best)):
+    for name, rows in (("default", best[best["network s"] <= BUDGET_S]),
+                       ("fixed-feature candidate for the accurate preset", best)):
         print(f"\n{name}: " + ", ".join(f"{k} {v}" for k, v in rows.iloc[0].items()))
 
 

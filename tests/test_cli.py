@@ -224,9 +224,15 @@ def test_a_preset_sets_its_values_and_options_given_win():
     assert all(getattr(cfg, k) == v for k, v in preset.items())
     cfg = cli.train_config(cli.parser().parse_args(["train", "--out", "x", "--preset", "accurate", "--views", "1",
                                                     "--seed", "3"]))
-    assert cfg.views == 1 and cfg.seed == 3 and cfg.image_size == preset["image_size"]
+    assert cfg.views == 1 and cfg.seed == 3 and cfg.backbone == preset["backbone"] and cfg.mode == preset["mode"]
     plain = cli.train_config(cli.parser().parse_args(["train", "--out", "x"]))
     assert plain == cli.RunConfig(out="x", test=False)  # RunConfig's defaults, but the test split only on request
+
+
+def test_the_accurate_preset_is_a_candidate_its_search_tried(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    choose_settings = pytest.importorskip("choose_settings")
+    assert cli.PRESETS["accurate"] in choose_settings.ACCURATE.values()  # benchmarks/README.md has the search
 
 
 @pytest.mark.parametrize("option, value, allowed", [
