@@ -1,16 +1,19 @@
-"""The settings of the notebooks' equal-budget runs, chosen on the validation split (never on test).
+"""The settings of the notebooks' equal-budget runs and of --preset accurate, chosen on the validation split.
 
-Each candidate trains with three seeds; the table gives its mean, lowest and highest validation accuracy.
+Each candidate trains with three seeds (the 224-px SHIP ones with one); the table gives its mean, lowest and
+highest validation accuracy. The test split is never scored.
 Candidates: the fine-tuning rates (one rate for everything, or a head faster than the pretrained stage),
 EfficientNet-Lite's own regularisation (dropout before the head, drop-connect in the blocks) kept or
 left off, and the centre crop alone or augmented views for the 224-px frozen model of notebook 06.
-With ``--accurate``, instead: the candidates for ``train --preset accurate`` at fruitlib's full-size defaults,
-fixed features against fine-tuning the last stage; the preset is the best mean over the seeds (the faster on a tie).
+With ``--accurate``, instead: the candidates for ``train --preset accurate`` at RunConfig's defaults (224 px,
+DEFAULT_EPOCHS), fixed features against fine-tuning the last stage; the preset is the best mean over the seeds
+(the faster on a tie).
 
     .venv/bin/python benchmarks/choose_settings.py --data ../shared/data/GroceryStoreDataset
     .venv/bin/python benchmarks/choose_settings.py --data ../shared/data/GroceryStoreDataset --accurate
 
-About 15 and 25 minutes on a 2-core CPU. Run folders go to a temporary folder, caches to $FRUITLIB_CACHE.
+About 15 minutes on a 2-core CPU (about 20 with ``--accurate``). Run folders go to a temporary folder, caches
+to $FRUITLIB_CACHE.
 """
 from __future__ import annotations
 
