@@ -31,10 +31,13 @@ def predict_images(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, 
     return torch.cat(probs).cpu().numpy(), labels.numpy()
 
 
-def score(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu") -> dict:
-    """:func:`report` of ``model`` on decoded photos, through the whole network."""
+def score(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu",
+          predictions: bool = False) -> dict:
+    """:func:`report` of ``model`` on decoded photos, through the whole network; with ``predictions``, also the
+    class index it gives each photo, in order (``predicted``)."""
     probs, labels = predict_images(model, images, labels, device)
-    return report(labels, probs.argmax(1), model.spec.classes)
+    scores = report(labels, probs.argmax(1), model.spec.classes)
+    return scores | {"predicted": probs.argmax(1).tolist()} if predictions else scores
 
 
 def report(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:

@@ -175,7 +175,7 @@ def nearest(query: np.ndarray, reference: np.ndarray | None = None) -> tuple[np.
 
 
 def random_split(labels: np.ndarray, held_out: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a stratified random split (the article's way, which ignores bursts of photos)."""
+    """Indices of a stratified random split (like the article's plain random split, it ignores bursts of photos)."""
     keep, held = train_test_split(np.arange(len(labels)), test_size=held_out, random_state=seed, stratify=labels)
     return np.sort(keep), np.sort(held)
 

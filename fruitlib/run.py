@@ -237,6 +237,16 @@ def load_run(out: str | os.PathLike) -> RunResult:
                      json.loads((out / "metrics.json").read_text()), out)
 
 
+def finished(cfg: RunConfig) -> bool:
+    """Whether ``cfg.out`` holds a finished run with exactly these settings and photos (what ``reuse`` loads)."""
+    out = Path(cfg.out)
+    if not (out / "metrics.json").is_file() or not (out / "params.json").is_file():
+        return False
+    params = json.loads((out / "params.json").read_text())
+    return ({k: v for k, v in params.items() if k not in RECORDED} == run_params(cfg)
+            and params.get("photos") == listing_digest(new_catalog(cfg)))
+
+
 def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
               reuse: bool = False, asked: set[str] | None = None) -> RunResult:
     """Split, decode, build, train, evaluate and save one run; see the module docstring for the outputs.
@@ -250,12 +260,8 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     """
     out, here = Path(cfg.out), world()
     local_batch(cfg.batch_size, here)  # under torchrun, a global batch that cannot be shared out is refused first
-    saved = out / "params.json"
-    if reuse and (out / "metrics.json").is_file() and saved.is_file():
-        params = json.loads(saved.read_text())
-        if {k: v for k, v in params.items() if k not in RECORDED} == run_params(cfg) \
-                and params.get("photos") == listing_digest(new_catalog(cfg)):
-            return load_run(out)
+    if reuse and finished(cfg):
+        return load_run(out)
     cfg, checkpoint = _start(cfg, out, resume, overwrite or reuse, asked, here.main)
     training = checkpoint["training"] if checkpoint else None
     progress = progress and here.main
@@ -325,7 +331,8 @@ def finish(model: FruitNet, val: ImageSet, test: ImageSet | None, history: pd.Da
     """Score the final model through the full network and draw the figures.
 
     Validation scores are flat (``val_accuracy``, ``n_val``, ``per_class``, ``confusion``); the test split's
-    report (accuracy, n_images, per_class, confusion) is under ``test``, None where the data have no test split.
+    report (accuracy, n_images, per_class, confusion, and ``predicted``: the class index given to each test photo, in
+    the split's order) is under ``test``, None where the data have no test split.
     """
     spec = model.spec
     scores = score(model, val.images, val.labels, device)
@@ -338,4 +345,4 @@ def finish(model: FruitNet, val: ImageSet, test: ImageSet | None, history: pd.Da
             "weights_source": spec.weights_source, "mode": params["mode"], "epochs": int(history["epoch"].max()),
             "image_size": spec.image_size, "n_val": scores["n_images"], "trainable_params": trainable, "total_params": total,
             "per_class": scores["per_class"], "confusion": scores["confusion"],
-            "test": score(model, test.images, test.labels, device) if test is not None else None}
+            "test": score(model, test.images, test.labels, device, predictions=True) if test is not None else None}

@@ -1,9 +1,10 @@
 """Prose follows outputs: a number stated in the text is printed by an output, or quoted from a named source.
 
-For every notebook, each percentage, "N points", number of seconds and count of photos in its markdown cells
+For every notebook and answers notebook (``solutions/``), each percentage, "N points", number of seconds and count of photos in its markdown cells
 must appear among the numbers its own outputs print (a percentage may be printed as a fraction: 0.198 for
-19.8%; seconds must be printed as seconds). The README is held to the outputs of all the notebooks, and a
-sentence of it that names the benchmarks to the raw outputs they wrote (``benchmarks/*.json``, ``*.txt``).
+19.8%; seconds must be printed as seconds). The README and the teaching plan (``docs/teaching.md``) are held to
+the outputs of all the notebooks and answers, and a sentence of theirs that names the benchmarks to the raw outputs
+they wrote (``benchmarks/*.json``, ``*.txt``).
 Numbers quoted from elsewhere are allowed only as listed in QUOTED, and only in a sentence that names their source.
 Code (inline or in blocks) and formulas are not prose and are left out.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")) + sorted((ROOT / "solutions").glob("[0-9][0-9]-*.ipynb"))
 NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)"
 STATED = r"(?<![\w.,])(?:" + NUMBER + r"\s?[-\u2013]\s?)?" + NUMBER  # a number, or a range "136-144"
 CLAIMS = {  # what a stated number is, by the words after it
@@ -109,9 +110,10 @@ def benchmark_numbers() -> dict[str, set[float]]:
     return {"any": found, "seconds": found}
 
 
-def test_every_number_in_the_readme_is_printed_by_a_notebook_or_a_benchmark():
+@pytest.mark.parametrize("document", ["README.md", "docs/teaching.md"])
+def test_every_number_in_the_readme_and_the_plan_is_printed_by_a_notebook_or_a_benchmark(document):
     numbers, measured = printed("\n".join(output_text(nb) for nb in NOTEBOOKS)), benchmark_numbers()
-    missing = [f"{number} ({kind}) in: {sentence[:160]}" for kind, number, sentence in claims((ROOT / "README.md")
+    missing = [f"{number} ({kind}) in: {sentence[:160]}" for kind, number, sentence in claims((ROOT / document)
                                                                                                .read_text())
                if not is_printed(kind, number, numbers) and not is_quoted(kind, number, sentence)
                and not ("benchmark" in sentence.lower() and is_printed(kind, number, measured))]

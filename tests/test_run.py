@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -288,9 +289,11 @@ def test_the_test_split_is_scored_and_reported_apart_from_validation(grocery_dat
     result = train_run(config(grocery_data_with_test, tmp_path / "t", epochs=1, mode="last"), progress=False)
     test = result.metrics["test"]
     assert test["n_images"] == 3 * 4 and sum(test["per_class"][c]["support"] for c in test["per_class"]) == 12
-    assert set(test) == {"accuracy", "n_images", "per_class", "confusion"}
-    scored = evaluate.score(model_from_checkpoint(tmp_path / "t" / "model.pt"), *photos_of_the_test_split(result))
+    assert set(test) == {"accuracy", "n_images", "per_class", "confusion", "predicted"}
+    images, labels = photos_of_the_test_split(result)
+    scored = evaluate.score(model_from_checkpoint(tmp_path / "t" / "model.pt"), images, labels)
     assert scored["accuracy"] == pytest.approx(test["accuracy"])  # the saved model, through the whole network
+    assert np.mean(np.array(test["predicted"]) == labels.numpy()) == pytest.approx(test["accuracy"])  # photo by photo
     assert result.metrics["n_val"] == 8 and (result.history["val_acc"].notna()).all()  # validation chooses
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["test"] == test
 
@@ -317,6 +320,12 @@ def test_reuse_loads_a_finished_run_with_the_same_settings(tiny_run, monkeypatch
     result = train_run(cfg, reuse=True, progress=False)
     assert result.metrics == json.loads((out / "metrics.json").read_text())
     assert result.history["epoch"].tolist() == [1, 2] and not result.model.training
+
+
+def test_finished_says_whether_reuse_would_load_the_run(tiny_run):
+    assert run.finished(config(tiny_run[1], tiny_run[0]))
+    assert not run.finished(config(tiny_run[1], tiny_run[0], epochs=1))  # other settings
+    assert not run.finished(config(tiny_run[1], tiny_run[0].parent / "nothing-here"))
 
 
 def test_reuse_with_other_settings_trains_again_in_place(tiny_run, tmp_path):
