@@ -36,6 +36,7 @@ from .models import FruitNet, build_model, count_parameters, param_groups, resol
 from .train import fit, pick_device, seed_everything
 
 RECORDED = ("data_root", "photos", "world_size", "global_batch_size")  # in params.json beside the settings: how the run went
+WHERE = ("out", "data")  # settings that say where a run and its photos were named from, not what the run is
 RUN_FILES = ("params.json", "split.csv", "skipped.csv", "model.pt", "best.pt", "history.csv", "metrics.json",
              "curves.png", "confusion.png")
 DEFAULT_LR = 1e-3  # the head's learning rate in every mode (from scratch: every layer's)
@@ -238,12 +239,16 @@ def load_run(out: str | os.PathLike) -> RunResult:
 
 
 def finished(cfg: RunConfig) -> bool:
-    """Whether ``cfg.out`` holds a finished run with exactly these settings and photos (what ``reuse`` loads)."""
+    """Whether ``cfg.out`` holds a finished run with exactly these settings and photos (what ``reuse`` loads).
+
+    Where the folder and the photos were named from does not count (``out``, ``data``: ``../runs/04`` from a
+    notebook is ``runs/04`` from the command line); what the photos are does (their listing's digest)."""
     out = Path(cfg.out)
     if not (out / "metrics.json").is_file() or not (out / "params.json").is_file():
         return False
     params = json.loads((out / "params.json").read_text())
-    return ({k: v for k, v in params.items() if k not in RECORDED} == run_params(cfg)
+    wanted = {k: v for k, v in run_params(cfg).items() if k not in WHERE}
+    return ({k: v for k, v in params.items() if k not in RECORDED + WHERE} == wanted
             and params.get("photos") == listing_digest(new_catalog(cfg)))
 
 

@@ -328,6 +328,11 @@ def test_finished_says_whether_reuse_would_load_the_run(tiny_run):
     assert not run.finished(config(tiny_run[1], tiny_run[0].parent / "nothing-here"))
 
 
+def test_finished_does_not_care_how_the_folder_and_the_data_were_named(tiny_run, monkeypatch):
+    monkeypatch.chdir(tiny_run[0].parent)  # "run" from here, as "../run" from a notebook's folder
+    assert run.finished(config(os.path.relpath(tiny_run[1]), "run"))
+
+
 def test_reuse_with_other_settings_trains_again_in_place(tiny_run, tmp_path):
     out = tmp_path / "notebook-run"  # a notebook changed a parameter: its run folder is retrained, not refused
     shutil.copytree(tiny_run[0], out)
