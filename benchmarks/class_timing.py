@@ -5,7 +5,9 @@ machine it runs on. It executes every notebook, then every answers notebook, wit
 (never over the sources), once from an empty cache and ``runs/`` folder of its own, then once more with what the
 first pass left: the second pass is what a class re-running the notebooks waits for.
 
-    python benchmarks/class_timing.py --data ../shared/data/GroceryStoreDataset > benchmarks/results/class-timing.txt
+    python benchmarks/class_timing.py --data ../shared/data/GroceryStoreDataset > benchmarks/class-timing-DATE.txt
+    python benchmarks/class_timing.py --live-only   # after `make series`: the live pass alone, on this checkout's
+                                                    # runs/ and cache (the notebooks may add runs there)
 
 Run it on a quiet machine: every figure is a time.
 """
@@ -36,12 +38,27 @@ def execute_all(folders: list[Path], out: Path, runs: Path) -> dict[str, float]:
     return seconds
 
 
+def report(passes: dict[str, dict[str, float]]) -> None:
+    """One line per pass: the notebooks' seconds, the answers' seconds, and both together."""
+    for name, table in passes.items():
+        notebooks = sum(s for n, s in table.items() if not n.endswith("-answers.ipynb"))
+        answers = sum(s for n, s in table.items() if n.endswith("-answers.ipynb"))
+        print(f"{name}: notebooks {notebooks:.0f} s, answers {answers:.0f} s, in all {notebooks + answers:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("FRUITLIB_DATA"), help="the data set folder")
+    parser.add_argument("--live-only", action="store_true", help="only the live pass, on the runs and cache there")
     args = parser.parse_args()
     if args.data:
         os.environ["FRUITLIB_DATA"] = str(Path(args.data).resolve())
+    if args.live_only:
+        with tempfile.TemporaryDirectory() as out:
+            print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the start")
+            print("live (with the runs and cache of a run before class):")
+            report({"live": execute_all([ROOT / "notebooks", ROOT / "solutions"], Path(out), ROOT / "runs")})
+        return
     scratch = Path(tempfile.mkdtemp(prefix="class-timing-"))
     os.environ["FRUITLIB_CACHE"] = str(scratch / "cache")
     runs = ROOT / "runs"
@@ -53,10 +70,7 @@ def main() -> None:
         cold = execute_all(folders, scratch, runs)
         print("live (a second run, after the first):")
         live = execute_all(folders, scratch, runs)
-        for name, table in (("cold", cold), ("live", live)):
-            notebooks = sum(s for n, s in table.items() if not n.endswith("-answers.ipynb"))
-            answers = sum(s for n, s in table.items() if n.endswith("-answers.ipynb"))
-            print(f"{name}: notebooks {notebooks:.0f} s, answers {answers:.0f} s, in all {notebooks + answers:.0f} s")
+        report({"cold": cold, "live": live})
     finally:
         shutil.rmtree(runs, ignore_errors=True)
         if kept:
