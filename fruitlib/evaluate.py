@@ -36,8 +36,9 @@ def score(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, device: s
     """:func:`report` of ``model`` on decoded photos, through the whole network; with ``predictions``, also the
     class index it gives each photo, in order (``predicted``)."""
     probs, labels = predict_images(model, images, labels, device)
-    scores = report(labels, probs.argmax(1), model.spec.classes)
-    return scores | {"predicted": probs.argmax(1).tolist()} if predictions else scores
+    predicted = probs.argmax(1)
+    scores = report(labels, predicted, model.spec.classes)
+    return scores | {"predicted": predicted.tolist()} if predictions else scores
 
 
 def report(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:

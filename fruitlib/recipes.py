@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .run import RunConfig, RunResult, finished, train_run
+from .run import RunConfig, RunResult, finished, load_run, train_run
 
 OWNER = {"frozen": "04", "finetune": "04", "scratch": "05", "ship": "06"}  # the notebook that owns each recipe's runs
 
@@ -65,7 +65,7 @@ def train_or_load(recipe: str, seeds: list[int], settings: Settings, runs: str =
     if missing:
         print(f"{len(missing)} of the {len(configs)} runs of recipe {recipe!r} (notebook {OWNER[recipe]}) are not "
               f"in {Path(missing[0]).parent} with these settings: training them now, as that notebook does")
-    return [train_run(c, reuse=True, progress=False) for c in configs]
+    return [train_run(c, overwrite=True, progress=False) if c.out in missing else load_run(c.out) for c in configs]
 
 
 def correct(runs: list[RunResult], labels: np.ndarray) -> np.ndarray:
