@@ -2,7 +2,7 @@
 PYTHON ?= python3
 BIN := .venv/bin
 
-.PHONY: setup series test
+.PHONY: setup series test site bundle
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv
@@ -21,3 +21,13 @@ series: setup
 test: setup
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval notebooks/ solutions/
+
+# The course website, from the notebooks' committed outputs (nothing is executed): site/index.html opens from disk.
+# STUDENTS=1 leaves the exercise answers out. Needs npm's registry once, for MathJax (kept in build/npm).
+site: setup
+	$(BIN)/python website/build.py $(if $(STUDENTS),--students)
+
+# One zip for a classroom without internet: the website, the repository, the data (and ImageNet weights):
+#   make bundle DATA=../shared/data/GroceryStoreDataset [WEIGHTS="resnet50-0676ba61.pth ..."] [OUT=fruit.zip]
+bundle: site
+	$(BIN)/python website/bundle.py --data "$(DATA)" $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(OUT),--out "$(OUT)")

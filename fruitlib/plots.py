@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,14 +15,11 @@ import torch
 from .data import checkout
 
 
-def save(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> None:
-    """Save ``fig`` as ``folder/name.png``, or ``name.jpg`` when it shows photos (a tenth of the size).
+def save(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> Path:
+    """Save ``fig`` as ``folder/name.png``, or ``name.jpg`` when it shows photos (a tenth of the size); return the path.
 
     ``folder`` defaults to the checkout's ``figures/`` (where the notebooks' figures live), or ``figures/`` in the
-    working folder when fruitlib is an installed package.
-
-    Names are stable, so re-runs replace the old figure. Returns nothing, so a notebook cell ending with it
-    shows the figure and no path (nbval compares that).
+    working folder when fruitlib is an installed package. Names are stable, so re-runs replace the old figure.
     """
     photos = any(ax.images for ax in fig.axes)
     home = checkout()
@@ -29,6 +27,24 @@ def save(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) ->
     path = folder / f"{name}.{'jpg' if photos else 'png'}"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight", **({"pil_kwargs": {"quality": 85}} if photos else {}))
+    return path
+
+
+def show(fig: plt.Figure, alt: str, name: str | None = None, folder: str | os.PathLike | None = None) -> None:
+    """Display ``fig`` once in the notebook with ``alt`` as its alternative text; save it first when ``name`` is given.
+
+    ``alt`` is a sentence saying what the figure shows, for readers who cannot see it (screen readers, the course
+    website, which shows the notebook's outputs). The figure shown is the file :func:`save` writes (PNG, or JPEG
+    for photos); the figure is then closed, so the notebook does not show it a second time. Returns nothing, so a
+    cell ending with it shows the figure and no path (nbval compares that).
+    """
+    from IPython.display import Image, display  # IPython comes with Jupyter; fruitlib's command line does without
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = save(fig, name or "figure", folder if name else scratch)
+        shown = Image(data=path.read_bytes(), format=path.suffix[1:], alt=alt)
+    plt.close(fig)
+    display(shown)
 
 
 def training_curves(histories: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:

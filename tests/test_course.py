@@ -79,3 +79,12 @@ def test_the_glossary_defines_the_terms_a_beginner_meets_first():
     for term in ("epoch", "loss", "cross-entropy", "logits", "softmax", "pooling", "batch norm", "probe", "t-sne",
                  "principal component", "fine-tuning", "fixed feature extractor", "validation", "burst"):
         assert f"**{term}" in glossary, f"the glossary has no entry for {term}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
+def test_every_figure_output_has_alt_text_that_says_what_it_shows(notebook):
+    figures = [(i, o) for i, c in enumerate(json.loads(notebook.read_text())["cells"]) for o in c.get("outputs", [])
+               if any(k.startswith("image/") for k in o.get("data", {}))]
+    alts = {i: [m.get("alt", "") for k, m in o.get("metadata", {}).items() if k.startswith("image/")] for i, o in figures}
+    missing = {i: a for i, a in alts.items() if not a or len(a[0].split()) < 6 or re.search(r"\.(png|jpe?g)\b", a[0])}
+    assert missing == {}, "display figures with fruitlib.plots.show(fig, alt, ...): a sentence saying what it shows"

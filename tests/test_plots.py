@@ -29,8 +29,8 @@ def test_training_curves_one_colour_per_run(tmp_path):
     loss, acc = fig.axes[:2]
     assert len(loss.lines) == len(acc.lines) == 4  # train + validation per run
     assert list(acc.lines[3].get_ydata()) == pytest.approx([0.4, 0.6, 0.8])
-    assert plots.save(fig, "04-curves", tmp_path / "figures") is None  # nothing for a notebook cell to print
-    path = tmp_path / "figures" / "04-curves.png"
+    path = plots.save(fig, "04-curves", tmp_path / "figures")
+    assert path == tmp_path / "figures" / "04-curves.png"
     assert path.stat().st_size > 1000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -106,3 +106,22 @@ def test_figures_go_to_the_checkouts_figures_or_the_working_folder(tmp_path, mon
     monkeypatch.setattr(plots, "checkout", lambda: None)  # an installed package: figures/ where you are
     plots.save(fig, "curves")
     assert (tmp_path / "repo" / "figures" / "curves.png").is_file() and (tmp_path / "figures" / "curves.png").is_file()
+
+
+def test_show_displays_the_saved_figure_once_with_its_alt_text(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objects: shown.extend(objects))
+    fig = plots.training_curves({"frozen": history(0)})
+    assert plots.show(fig, "Loss and accuracy per epoch.", "04-curves", tmp_path) is None  # a cell shows no path
+    (image,) = shown
+    assert image.data == (tmp_path / "04-curves.png").read_bytes()
+    assert image._repr_png_()[1] == {"alt": "Loss and accuracy per epoch."}
+    assert not plt.fignum_exists(fig.number)  # closed: the notebook does not show it a second time
+
+
+def test_show_without_a_name_saves_nothing(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objects: shown.extend(objects))
+    monkeypatch.chdir(tmp_path)
+    plots.show(plots.image_grid(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), ["a", "b"]), "Two black squares.")
+    assert shown[0].format == "jpeg" and list(tmp_path.iterdir()) == []

@@ -4,7 +4,7 @@ For every notebook and answers notebook (``solutions/``), each percentage, "N po
 must appear among the numbers its own outputs print (a percentage may be printed as a fraction: 0.198 for
 19.8%; seconds must be printed as seconds). The README and the teaching plan (``docs/teaching.md``) are held to
 the outputs of all the notebooks and answers, and a sentence of theirs that names the benchmarks to the raw outputs
-they wrote (``benchmarks/*.json``, ``*.txt``).
+they wrote (``benchmarks/**/*.json``, ``*.txt``).
 Numbers quoted from elsewhere are allowed only as listed in QUOTED, and only in a sentence that names their source.
 Code (inline or in blocks) and formulas are not prose and are left out.
 """
@@ -105,7 +105,7 @@ def test_every_number_in_a_notebooks_text_is_printed_by_its_outputs(notebook):
 
 def benchmark_numbers() -> dict[str, set[float]]:
     """Every number in the benchmarks' raw outputs; JSON gives seconds without a unit, so any number may be one."""
-    files = sorted((ROOT / "benchmarks").glob("*.json")) + sorted((ROOT / "benchmarks").glob("*.txt"))
+    files = sorted((ROOT / "benchmarks").rglob("*.json")) + sorted((ROOT / "benchmarks").rglob("*.txt"))
     found = printed("\n".join(f.read_text() for f in files))["any"]
     return {"any": found, "seconds": found}
 
