@@ -8,6 +8,7 @@ Every figure is a ratio of two things measured side by side in this one run, on 
 Timings live here, never in the tests. The parts: ``items.py`` (what is measured), ``timing.py`` (how),
 ``settings.py`` (the settings sections), ``report.py`` (ratios, verdicts, the table).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,17 @@ from fruitlib.cache import load_split
 from fruitlib.data import find_data, make_splits, scan, stored_size
 from fruitlib.models import build_model, resolve_backbone
 from fruitlib.train import pick_device
-from items import (DEFAULTS, FROZEN_EPOCHS, RECIPE, item_default_run, item_frozen, item_last, item_pipeline,
-                   item_recipe, subset_data)
+from items import (
+    DEFAULTS,
+    FROZEN_EPOCHS,
+    RECIPE,
+    item_default_run,
+    item_frozen,
+    item_last,
+    item_pipeline,
+    item_recipe,
+    subset_data,
+)
 from report import gpu_settings_summary, print_table, settings_summary, table_rows
 from settings import measure_decode_threads, measure_gpu_settings, measure_openmp_wait, measure_settings
 from timing import fruitlib_cache, load_average, machine
@@ -43,19 +53,35 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="data folder (default: $FRUITLIB_DATA, else data/GroceryStoreDataset)")
-    parser.add_argument("--backbone", default="auto",
-                        help="auto (fruitlib's default), efficientnet_lite0, resnet50 ...")
+    parser.add_argument(
+        "--backbone", default="auto", help="auto (fruitlib's default), efficientnet_lite0, resnet50 ..."
+    )
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of the benchmark itself")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results.json"), help="JSON file")
     parser.add_argument("--device", default="auto", help="auto (fruitlib's default), cpu, cuda")
-    parser.add_argument("--epochs", type=int, help=f"head epochs in item 2 (default: fruitlib's {FROZEN_EPOCHS}; quick 2)")
+    parser.add_argument(
+        "--epochs", type=int, help=f"head epochs in item 2 (default: fruitlib's {FROZEN_EPOCHS}; quick 2)"
+    )
     parser.add_argument("--compare-epochs", type=int, help="epochs of each run in item 3 (default 2; quick 1)")
-    parser.add_argument("--recipe-cap", type=float, help="seconds of training for the article's recipe (item 4; "
-                                                         "default: what is left of --budget)")
-    parser.add_argument("--budget", type=float, default=600.0, help="seconds the whole benchmark aims at: the "
-                        "article recipe (measured last) trains for what the other items left, 60 s at least")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["settings", "gpu", "1", "2", "3", "4", "5"],
-                        help="items to leave out (4 needs 5)")
+    parser.add_argument(
+        "--recipe-cap",
+        type=float,
+        help="seconds of training for the article's recipe (item 4; default: what is left of --budget)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=600.0,
+        help="seconds the whole benchmark aims at: the "
+        "article recipe (measured last) trains for what the other items left, 60 s at least",
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["settings", "gpu", "1", "2", "3", "4", "5"],
+        help="items to leave out (4 needs 5)",
+    )
     args = parser.parse_args(argv)
 
     device = pick_device(args.device)
@@ -72,15 +98,25 @@ def main(argv: list[str] | None = None) -> int:
     batch_sizes = [32, 64] if args.quick else [32, 64, 128]
 
     info = machine(device)
-    results: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "date":
-                     datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": info,
-                     "data": str(data_root), "quick": args.quick, "backbone": name, "backbone_why": why,
-                     "fruitlib_defaults": {k: getattr(DEFAULTS, k) for k in ("image_size", "batch_size", "views",
-                                                                              "optimizer")} | {"epochs": FROZEN_EPOCHS},
-                     "n_train": len(catalog.split("train")), "n_val": len(catalog.split("val")), "errors": {},
-                     "seconds_per_item": {}}
-    log(f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
-        f"{device}; load average {info['load_average_at_start'][0]:.1f}")
+    results: dict = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": info,
+        "data": str(data_root),
+        "quick": args.quick,
+        "backbone": name,
+        "backbone_why": why,
+        "fruitlib_defaults": {k: getattr(DEFAULTS, k) for k in ("image_size", "batch_size", "views", "optimizer")}
+        | {"epochs": FROZEN_EPOCHS},
+        "n_train": len(catalog.split("train")),
+        "n_val": len(catalog.split("val")),
+        "errors": {},
+        "seconds_per_item": {},
+    }
+    log(
+        f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
+        f"{device}; load average {info['load_average_at_start'][0]:.1f}"
+    )
     log(f"backbone {name} ({why}); {results['n_train']} train / {results['n_val']} val photos; work folder {work}")
     if info["load_average_at_start"][0] > 0.5 * (info["cores_usable"] or 1):
         log("WARNING: the machine is busy (load average above half the cores): timings will be slow and noisy")
@@ -123,20 +159,31 @@ def main(argv: list[str] | None = None) -> int:
         for path in catalog.table["path"]:  # read every JPEG once: all figures see the OS file cache warm
             Path(path).read_bytes()
         quick_extra = ["--epochs", "2"] if args.quick else []
-        results["default_run"] = step("5", "5. fruitlib's default transfer run (subprocess, cold cache)",
-                                      lambda: item_default_run(data_root, args.backbone, work, quick_extra))
+        results["default_run"] = step(
+            "5",
+            "5. fruitlib's default transfer run (subprocess, cold cache)",
+            lambda: item_default_run(data_root, args.backbone, work, quick_extra),
+        )
         save(partial=True)
-        got = step("1", "1. data pipeline: decoded every epoch vs cache",
-                   lambda: item_pipeline(catalog, DEFAULTS.image_size, probe.spec, probe.head.in_features,
-                                                 shared_cache))
+        got = step(
+            "1",
+            "1. data pipeline: decoded every epoch vs cache",
+            lambda: item_pipeline(catalog, DEFAULTS.image_size, probe.spec, probe.head.in_features, shared_cache),
+        )
         if got:
             results["pipeline"] = got[0]
         save(partial=True)
-        results["frozen"] = step("2", "2. frozen-feature transfer vs one forward pass",
-                                 lambda: item_frozen(catalog, name, frozen_epochs, shared_cache, device))
+        results["frozen"] = step(
+            "2",
+            "2. frozen-feature transfer vs one forward pass",
+            lambda: item_frozen(catalog, name, frozen_epochs, shared_cache, device),
+        )
         save(partial=True)
-        results["last"] = step("3", "3. last stage on cached activations vs whole network",
-                               lambda: item_last(catalog, name, last_epochs, shared_cache, device))
+        results["last"] = step(
+            "3",
+            "3. last stage on cached activations vs whole network",
+            lambda: item_last(catalog, name, last_epochs, shared_cache, device),
+        )
         save(partial=True)
 
         def settings():
@@ -146,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             n = min(n_settings, len(images))
             s = measure_settings(model, images, n, batch_sizes, (0, 1) if args.quick else (0, 1, 2))
             paths = catalog.split("train")["path"].tolist()[:n]
-            s["decode_images_per_s"] = measure_decode_threads(paths, stored_size(DEFAULTS.image_size),
-                                                              torch.get_num_threads())
+            s["decode_images_per_s"] = measure_decode_threads(
+                paths, stored_size(DEFAULTS.image_size), torch.get_num_threads()
+            )
             if not args.quick:  # two fresh processes: too slow for a smoke test
                 s["openmp_wait_policy"] = measure_openmp_wait(paths, name, catalog.classes, n)
             return s
@@ -158,17 +206,21 @@ def main(argv: list[str] | None = None) -> int:
         def gpu_settings():
             with fruitlib_cache(shared_cache):
                 train = load_split(catalog, "train", RECIPE["image_size"], progress=False)
-            return measure_gpu_settings(catalog, name, train.images, train.labels, device, RECIPE["image_size"],
-                                        2 if args.quick else 10)
+            return measure_gpu_settings(
+                catalog, name, train.images, train.labels, device, RECIPE["image_size"], 2 if args.quick else 10
+            )
 
         if device.type == "cuda":
             results["gpu_settings"] = step("gpu", "GPU settings, measured", gpu_settings)
             save(partial=True)
         recipe_cap = args.recipe_cap or (5.0 if args.quick else max(60.0, args.budget - (time.perf_counter() - BEGAN)))
         results["recipe_cap_s"] = recipe_cap
-        results["recipe"] = step("4", f"4. the article's recipe (whole network, 224 px, photos decoded every "
-                                      f"batch and cached, alternating; {recipe_cap:.0f} s of training)",
-                                 lambda: item_recipe(catalog, name, recipe_cap, device, shared_cache))
+        results["recipe"] = step(
+            "4",
+            f"4. the article's recipe (whole network, 224 px, photos decoded every "
+            f"batch and cached, alternating; {recipe_cap:.0f} s of training)",
+            lambda: item_recipe(catalog, name, recipe_cap, device, shared_cache),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"]["load_average_at_end"] = load_average()
@@ -179,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(rows)
     if "settings" in results:
-        print("\nCPU settings (measured on %d photos, %s px; forward: best of 2 rounds of half of them):"
-              % (results["settings"]["images"], DEFAULTS.image_size))
+        print(
+            "\nCPU settings (measured on %d photos, %s px; forward: best of 2 rounds of half of them):"
+            % (results["settings"]["images"], DEFAULTS.image_size)
+        )
         for line in settings_summary(results["settings"]):
             print("  " + line)
     if "gpu_settings" in results:
@@ -188,10 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         for line in gpu_settings_summary(results["gpu_settings"]):
             print("  " + line)
     load = results["machine"]["load_average_at_end"][0]
-    print(f"\nbackbone {name}; {results['n_train']} train photos; {info['cores']} cores; {info['gpu'] or 'no GPU'}; "
-          f"load average "
-          f"{info['load_average_at_start'][0]:.1f} -> {load:.1f}; total {results['total_s']:.0f} s"
-          + ("; QUICK smoke test: figures not meaningful" if args.quick else ""))
+    print(
+        f"\nbackbone {name}; {results['n_train']} train photos; {info['cores']} cores; {info['gpu'] or 'no GPU'}; "
+        f"load average "
+        f"{info['load_average_at_start'][0]:.1f} -> {load:.1f}; total {results['total_s']:.0f} s"
+        + ("; QUICK smoke test: figures not meaningful" if args.quick else "")
+    )
     print("seconds per item: " + ", ".join(f"{k} {v:.0f}" for k, v in results["seconds_per_item"].items()))
     for key, trace in results["errors"].items():
         print(f"\nitem {key} failed:\n{trace}", file=sys.stderr)

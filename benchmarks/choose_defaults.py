@@ -18,6 +18,7 @@ script prints both; the table is recorded in ``benchmarks/README.md``.
 
     .venv/bin/python benchmarks/choose_defaults.py --data ../shared/data/GroceryStoreDataset
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,14 @@ from fruitlib.models import build_model
 from fruitlib.run import FromStage
 from fruitlib.train import fit
 
-CANDIDATES = [("efficientnet_lite0", 224), ("efficientnet_lite0", 260), ("efficientnet_lite1", 240),
-              ("efficientnet_lite2", 224), ("efficientnet_lite2", 260), ("efficientnet_lite2", 300)]
+CANDIDATES = [
+    ("efficientnet_lite0", 224),
+    ("efficientnet_lite0", 260),
+    ("efficientnet_lite1", 240),
+    ("efficientnet_lite2", 224),
+    ("efficientnet_lite2", 260),
+    ("efficientnet_lite2", 300),
+]
 VIEWS = (0, 1, 2, 4)
 FOLDS = 5
 BUDGET_S = 30
@@ -53,25 +60,42 @@ def features(backbone: str, size: int, catalog, most_views: int) -> dict:
     began = time.perf_counter()
     views += [cached_activations(model, train.images, stop, 1, progress=False).flatten(1).float()]
     per_photo = (time.perf_counter() - began) / len(train.labels)
-    views += [cached_activations(model, train.images, stop, v, progress=False).flatten(1).float()
-              for v in range(2, most_views + 1)]
+    views += [
+        cached_activations(model, train.images, stop, v, progress=False).flatten(1).float()
+        for v in range(2, most_views + 1)
+    ]
     groups = explore.bursts(views[0].numpy())  # near-duplicate bursts kept in one fold; the same folds for all
     folds = list(StratifiedGroupKFold(FOLDS, shuffle=True, random_state=0).split(views[0], train.labels, groups))
-    return {"model": model, "train": views, "train_y": train.labels, "per_photo": per_photo, "folds": folds,
-            "val": cached_activations(model, val.images, stop, 0, progress=False).flatten(1).float(),
-            "val_y": val.labels}
+    return {
+        "model": model,
+        "train": views,
+        "train_y": train.labels,
+        "per_photo": per_photo,
+        "folds": folds,
+        "val": cached_activations(model, val.images, stop, 0, progress=False).flatten(1).float(),
+        "val_y": val.labels,
+    }
 
 
 def linear_head(epochs: int):
     """fruitlib's frozen-mode head (AdamW, lr 1e-3, batch 64, cosine decay) trained afresh for ``epochs``."""
+
     def train(model, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor) -> np.ndarray:
         torch.manual_seed(0)
         model.head.reset_parameters()
         module = FromStage(model, len(model.stages))
-        fit(module, TensorDataset(train_x[:, :, None, None], train_y), None, epochs=epochs, seed=0, device="cpu",
-            progress=False)
+        fit(
+            module,
+            TensorDataset(train_x[:, :, None, None], train_y),
+            None,
+            epochs=epochs,
+            seed=0,
+            device="cpu",
+            progress=False,
+        )
         with torch.inference_mode():
             return module.eval()(test_x[:, :, None, None]).argmax(1).numpy()
+
     return train
 
 
@@ -85,7 +109,7 @@ HEADS = {f"linear head, {n} epochs": linear_head(n) for n in (10, 30, 100)} | {"
 def scores(found: dict, views: int, head) -> tuple[float, float]:
     """(validation accuracy, grouped cross-validation accuracy) of ``head`` trained on views 0..``views``."""
     x, y, model = found["train"], found["train_y"], found["model"]
-    stack = lambda rows: (torch.cat([v[rows] for v in x[:views + 1]]), y[rows].repeat(views + 1))  # noqa: E731
+    stack = lambda rows: (torch.cat([v[rows] for v in x[: views + 1]]), y[rows].repeat(views + 1))  # noqa: E731
     val = float((head(model, *stack(np.arange(len(y))), found["val"]) == found["val_y"].numpy()).mean())
     right = sum(int((head(model, *stack(keep), x[0][held]) == y[held].numpy()).sum()) for keep, held in found["folds"])
     return val, right / len(y)
@@ -112,16 +136,27 @@ def main() -> None:
             passes = (views + 1) * n_train + n_val + args.test_photos
             for name, head in HEADS.items():
                 val, cv = scores(found, views, head)
-                rows.append({"backbone": backbone, "size": size, "views": views, "head": name, "val": 100 * val,
-                             "cv": 100 * cv, "network s": passes * found["per_photo"],
-                             "img/s": 1 / found["per_photo"]})
+                rows.append(
+                    {
+                        "backbone": backbone,
+                        "size": size,
+                        "views": views,
+                        "head": name,
+                        "val": 100 * val,
+                        "cv": 100 * cv,
+                        "network s": passes * found["per_photo"],
+                        "img/s": 1 / found["per_photo"],
+                    }
+                )
                 print(" ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[-1].values()), flush=True)
     table = pd.DataFrame(rows).round(1)
     print(f"\nval: {n_val} photos; cv: {n_train} photos in {FOLDS} burst-grouped folds\n")
     print(markdown(table))
     best = table.sort_values(["cv", "val"], ascending=False)
-    for name, rows in (("default", best[best["network s"] <= BUDGET_S]),
-                       ("fixed-feature candidate for the accurate preset", best)):
+    for name, rows in (
+        ("default", best[best["network s"] <= BUDGET_S]),
+        ("fixed-feature candidate for the accurate preset", best),
+    ):
         print(f"\n{name}: " + ", ".join(f"{k} {v}" for k, v in rows.iloc[0].items()))
 
 

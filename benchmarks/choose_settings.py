@@ -15,6 +15,7 @@ DEFAULT_EPOCHS), fixed features against fine-tuning the last stage; the preset i
 About 15 minutes on a 2-core CPU (about 20 with ``--accurate``). Run folders go to a temporary folder, caches
 to $FRUITLIB_CACHE.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ SHIP = {  # one seed each: the 224-px frozen model costs a minute or two per run
 }
 
 ACCURATE = {  # at RunConfig's defaults otherwise: 224 px, 100 head epochs when frozen, 10 when the last stage trains
-    "fixed features, Lite1 240 px, 4 views (fruitlib 0.6's preset)":
-        dict(backbone="efficientnet_lite1", image_size=240, views=4),
+    "fixed features, Lite1 240 px, 4 views (fruitlib 0.6's preset)": dict(
+        backbone="efficientnet_lite1", image_size=240, views=4
+    ),
     "fixed features, Lite0 224 px, 4 views": dict(backbone="efficientnet_lite0", views=4),
     "last stage, Lite0 224 px, 2 views": dict(backbone="efficientnet_lite0", mode="last", views=2),
     "last stage, Lite1 240 px, 2 views": dict(backbone="efficientnet_lite1", image_size=240, mode="last", views=2),
@@ -69,8 +71,10 @@ def main() -> None:
     rows, seconds = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, settings, seeds in grid:
-            cfgs = [dataclasses.replace(base, data=args.data, out=str(Path(tmp) / "run"), seed=seed, test=False,
-                                        **settings) for seed in seeds]
+            cfgs = [
+                dataclasses.replace(base, data=args.data, out=str(Path(tmp) / "run"), seed=seed, test=False, **settings)
+                for seed in seeds
+            ]
             began = time.perf_counter()
             results = [run.train_run(cfg, overwrite=True, progress=False).metrics for cfg in cfgs]
             seconds[name] = (time.perf_counter() - began) / len(seeds)

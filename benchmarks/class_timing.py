@@ -11,6 +11,7 @@ first pass left: the second pass is what a class re-running the notebooks waits 
 
 Run it on a quiet machine: every figure is a time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def execute_all(folders: list[Path], out: Path, runs: Path) -> dict[str, float]:
     for folder in folders:
         for notebook in sorted(folder.glob("[0-9][0-9]-*.ipynb")):
             began = time.perf_counter()
-            papermill.execute_notebook(str(notebook), str(out / notebook.name), cwd=str(folder),
-                                       kernel_name="python3", progress_bar=False)
+            papermill.execute_notebook(
+                str(notebook), str(out / notebook.name), cwd=str(folder), kernel_name="python3", progress_bar=False
+            )
             seconds[notebook.name] = time.perf_counter() - began
             print(f"  {notebook.name}: {seconds[notebook.name]:.0f} s", flush=True)
     return seconds

@@ -8,6 +8,7 @@ largest feature). Prints a table and writes JSON. fruitlib runs the frozen stage
 
     .venv/bin/python benchmarks/engines.py --data ../shared/data/GroceryStoreDataset
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,7 +85,7 @@ def measure(backbone: str, size: int, photos: torch.Tensor, peak: float, folder:
     model = build_model(["a", "b"], backbone, True, "frozen", image_size=size).eval()
     spec = model.spec
     view = eval_transform(size, spec.mean, spec.std)
-    batches = [view.batch(photos[i:i + 64]) for i in range(0, len(photos), 64)]
+    batches = [view.batch(photos[i : i + 64]) for i in range(0, len(photos), 64)]
     trunk = engines.Trunk(model, len(model.stages))
     flops = flops_per_image(trunk, size)
     with torch.inference_mode():
@@ -93,19 +94,31 @@ def measure(backbone: str, size: int, photos: torch.Tensor, peak: float, folder:
     for name, run in runners(trunk, size, folder / f"{backbone}-{size}.onnx").items():
         got = torch.cat([run(x) for x in batches[:2]])
         speed = images_per_second(run, batches)
-        rows.append({"backbone": backbone, "size": size, "engine": name, "images_per_s": speed,
-                     "gflops_per_image": flops / 1e9, "share_of_peak": speed * flops / peak,
-                     "max_rel_diff": float((got - reference).abs().max() / reference.abs().max())})
-        print(f"{backbone:<20}{size:>5}  {name:<30}{speed:>7.1f} img/s  {flops / 1e9:5.2f} GFLOP/img  "
-              f"{rows[-1]['share_of_peak']:6.1%} of peak  features within {rows[-1]['max_rel_diff']:.1e}", flush=True)
+        rows.append(
+            {
+                "backbone": backbone,
+                "size": size,
+                "engine": name,
+                "images_per_s": speed,
+                "gflops_per_image": flops / 1e9,
+                "share_of_peak": speed * flops / peak,
+                "max_rel_diff": float((got - reference).abs().max() / reference.abs().max()),
+            }
+        )
+        print(
+            f"{backbone:<20}{size:>5}  {name:<30}{speed:>7.1f} img/s  {flops / 1e9:5.2f} GFLOP/img  "
+            f"{rows[-1]['share_of_peak']:6.1%} of peak  features within {rows[-1]['max_rel_diff']:.1e}",
+            flush=True,
+        )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="data set (default: $FRUITLIB_DATA)")
-    parser.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "efficientnet_lite1",
-                                                            "efficientnet_lite2"])
+    parser.add_argument(
+        "--backbones", nargs="+", default=["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    )
     parser.add_argument("--sizes", nargs="+", type=int, default=[224])
     parser.add_argument("--photos", type=int, default=256, help="photos timed per configuration")
     parser.add_argument("--flops-per-cycle", type=int, default=FLOPS_PER_CYCLE)
@@ -114,17 +127,23 @@ def main() -> None:
     catalog = make_splits(scan(find_data(args.data), "coarse", "Fruit"), 0.2, 0)
     cores = len(os.sched_getaffinity(0))
     peak = cores * cpu_ghz() * 1e9 * args.flops_per_cycle
-    print(f"{platform.processor() or platform.machine()}, {cores} cores at {cpu_ghz():.2f} GHz: peak "
-          f"{peak / 1e9:.0f} GFLOP/s FP32 ({args.flops_per_cycle} FLOPs/cycle/core); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{platform.processor() or platform.machine()}, {cores} cores at {cpu_ghz():.2f} GHz: peak "
+        f"{peak / 1e9:.0f} GFLOP/s FP32 ({args.flops_per_cycle} FLOPs/cycle/core); torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
-            photos = load_split(catalog, "train", size, progress=False).images[:args.photos]
+            photos = load_split(catalog, "train", size, progress=False).images[: args.photos]
             for backbone in args.backbones:
                 rows += measure(backbone, size, photos, peak, Path(folder))
-    Path(args.out).write_text(json.dumps({"cores": cores, "ghz": cpu_ghz(), "peak_gflops": peak / 1e9,
-                                          "torch": torch.__version__, "rows": rows}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {"cores": cores, "ghz": cpu_ghz(), "peak_gflops": peak / 1e9, "torch": torch.__version__, "rows": rows},
+            indent=2,
+        )
+    )
     print(f"written: {args.out}")
 
 

@@ -1,5 +1,6 @@
 """The benchmark's items: each measures two things side by side, on the same machine, data and backbone, with
 fruitlib's own functions, and returns their raw figures. ``report.py`` turns them into ratios and verdicts."""
+
 from __future__ import annotations
 
 import itertools
@@ -42,8 +43,9 @@ def subset_data(catalog: Catalog, per_class: int, dest: Path) -> Path:
     (dest / "dataset").mkdir(parents=True)
     shutil.copy(base / "classes.csv", dest / "dataset" / "classes.csv")
     for split in ("train", "val"):
-        lines = [line for line in (base / f"{split}.txt").read_text().splitlines()
-                 if line.split(",")[0].strip() in keep]
+        lines = [
+            line for line in (base / f"{split}.txt").read_text().splitlines() if line.split(",")[0].strip() in keep
+        ]
         (dest / "dataset" / f"{split}.txt").write_text("\n".join(lines) + "\n")
     for rel in keep:
         (dest / "dataset" / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -57,10 +59,19 @@ def item_default_run(data: Path, backbone: str, work: Path, extra: list[str]) ->
     run = timed_train(["--data", str(data), "--backbone", backbone, *extra], out, work / "cache-default-run")
     metrics = run.pop("metrics")
     history = pd.read_csv(out / "history.csv")
-    return run | {"cache": "cold", "inside_s": metrics["seconds"], "val_accuracy": metrics["val_accuracy"],
-                  "epochs": metrics["epochs"], "mode": metrics["mode"], "backbone": metrics["backbone"],
-                  "image_size": metrics["image_size"], "n_train": metrics["n_train"], "n_val": metrics["n_val"],
-                  "epoch_s": float(history["seconds"].mean()), "epoch_s_all": history["seconds"].tolist()}
+    return run | {
+        "cache": "cold",
+        "inside_s": metrics["seconds"],
+        "val_accuracy": metrics["val_accuracy"],
+        "epochs": metrics["epochs"],
+        "mode": metrics["mode"],
+        "backbone": metrics["backbone"],
+        "image_size": metrics["image_size"],
+        "n_train": metrics["n_train"],
+        "n_val": metrics["n_val"],
+        "epoch_s": float(history["seconds"].mean()),
+        "epoch_s_all": history["seconds"].tolist(),
+    }
 
 
 def item_pipeline(catalog: Catalog, size: int, spec, feature_dim: int, cache: Path) -> tuple[dict, object]:
@@ -72,9 +83,17 @@ def item_pipeline(catalog: Catalog, size: int, spec, feature_dim: int, cache: Pa
     """
     rows = catalog.split("train")
     labels = torch.tensor(rows["label"].to_numpy())
-    views = {"augmented": train_transform(size, spec.mean, spec.std), "eval_view": eval_transform(size, spec.mean, spec.std)}
-    result = {"images": len(rows), "image_size": size, "batch_size": DEFAULTS.batch_size, "loader_workers": 0,
-              "torch_threads": torch.get_num_threads()}
+    views = {
+        "augmented": train_transform(size, spec.mean, spec.std),
+        "eval_view": eval_transform(size, spec.mean, spec.std),
+    }
+    result = {
+        "images": len(rows),
+        "image_size": size,
+        "batch_size": DEFAULTS.batch_size,
+        "loader_workers": 0,
+        "torch_threads": torch.get_num_threads(),
+    }
     with fruitlib_cache(cache):
         drop(cache)
         start = time.perf_counter()
@@ -98,10 +117,16 @@ def item_pipeline(catalog: Catalog, size: int, spec, feature_dim: int, cache: Pa
                 else:
                     images_per_second(data, n_batches=2)
         every, once = (sum(v) / len(v) for v in epochs.values())
-        result[view] = {"decode_every_epoch_images_per_s": every, "decoded_cache_images_per_s": once,
-                        "ratio": once / every, "epochs_images_per_s": epochs}
+        result[view] = {
+            "decode_every_epoch_images_per_s": every,
+            "decoded_cache_images_per_s": once,
+            "ratio": once / every,
+            "epochs_images_per_s": epochs,
+        }
     n = len(train.labels) * (DEFAULTS.views + 1)
-    features = TensorDataset(torch.zeros(n, feature_dim, 1, 1, dtype=torch.float16), train.labels.repeat(DEFAULTS.views + 1))
+    features = TensorDataset(
+        torch.zeros(n, feature_dim, 1, 1, dtype=torch.float16), train.labels.repeat(DEFAULTS.views + 1)
+    )
     result["cached_activations_images_per_s"] = images_per_second(loader(features))[0]
     return result, train
 
@@ -118,8 +143,18 @@ def frozen_transfer(catalog: Catalog, name: str, views: int, epochs: int, device
     times["decode_s"] = time.perf_counter() - start
     module, train_ds, val_ds = training_data(model, train, val, cfg, device, progress=False)
     times["features_s"] = time.perf_counter() - start - times["decode_s"]
-    history = fit(module, train_ds, val_ds, epochs=epochs, lr=DEFAULT_LR, batch_size=cfg.batch_size,
-                  optimizer=cfg.optimizer, seed=cfg.seed, device=device, progress=False)
+    history = fit(
+        module,
+        train_ds,
+        val_ds,
+        epochs=epochs,
+        lr=DEFAULT_LR,
+        batch_size=cfg.batch_size,
+        optimizer=cfg.optimizer,
+        seed=cfg.seed,
+        device=device,
+        progress=False,
+    )
     times["total_s"] = time.perf_counter() - start
     times["head_s"] = times["total_s"] - times["decode_s"] - times["features_s"]
     return times | {"views": views, "epochs": epochs, "val_accuracy": float(history["val_acc"].iloc[-1])}
@@ -156,8 +191,13 @@ def item_last(catalog: Catalog, name: str, epochs: int, cache: Path, device: tor
     """3: last stage + head on cached activations vs the whole network, same epochs and the same learning rates
     (fruitlib's for ``mode="last"``): what trains is the one difference."""
     lr, backbone_lr = rates(DEFAULTS, "last")
-    result = {"epochs": epochs, "image_size": DEFAULTS.image_size, "views": DEFAULTS.views, "lr": lr,
-              "backbone_lr": backbone_lr}
+    result = {
+        "epochs": epochs,
+        "image_size": DEFAULTS.image_size,
+        "views": DEFAULTS.views,
+        "lr": lr,
+        "backbone_lr": backbone_lr,
+    }
     with fruitlib_cache(cache):
         train = load_split(catalog, "train", DEFAULTS.image_size, progress=False)
         val = load_split(catalog, "val", DEFAULTS.image_size, progress=False)
@@ -168,14 +208,28 @@ def item_last(catalog: Catalog, name: str, epochs: int, cache: Path, device: tor
             start = time.perf_counter()
             module, train_ds, val_ds = training_data(model, train, val, DEFAULTS, device, progress=False)
             prepare = time.perf_counter() - start
-            history = fit(module, train_ds, val_ds, epochs=epochs, lr=lr, batch_size=DEFAULTS.batch_size,
-                          optimizer=DEFAULTS.optimizer, seed=DEFAULTS.seed, device=device, progress=False,
-                          groups=param_groups(model, lr, backbone_lr))
-            result[mode] = {"prepare_s": prepare, "epoch_s": float(history["seconds"].mean()),
-                            "epoch_s_all": history["seconds"].tolist(), "train_items_per_epoch": len(train_ds),
-                            "total_s": time.perf_counter() - start,
-                            "val_accuracy": float(history["val_acc"].iloc[-1]),
-                            "val_accuracy_all": history["val_acc"].tolist()}
+            history = fit(
+                module,
+                train_ds,
+                val_ds,
+                epochs=epochs,
+                lr=lr,
+                batch_size=DEFAULTS.batch_size,
+                optimizer=DEFAULTS.optimizer,
+                seed=DEFAULTS.seed,
+                device=device,
+                progress=False,
+                groups=param_groups(model, lr, backbone_lr),
+            )
+            result[mode] = {
+                "prepare_s": prepare,
+                "epoch_s": float(history["seconds"].mean()),
+                "epoch_s_all": history["seconds"].tolist(),
+                "train_items_per_epoch": len(train_ds),
+                "total_s": time.perf_counter() - start,
+                "val_accuracy": float(history["val_acc"].iloc[-1]),
+                "val_accuracy_all": history["val_acc"].tolist(),
+            }
     return result
 
 
@@ -201,8 +255,10 @@ def item_recipe(catalog: Catalog, name: str, cap_s: float, device: torch.device,
     with fruitlib_cache(cache):
         train = load_split(catalog, "train", size, progress=False)
         val = load_split(catalog, "val", size, progress=False)
-    sources = {"decoded": ImagePathDataset(train.paths, train.labels, stored_size(size), view),  # readable photos
-               "cached": ImageTensorDataset(train.images, train.labels, view)}
+    sources = {
+        "decoded": ImagePathDataset(train.paths, train.labels, stored_size(size), view),  # readable photos
+        "cached": ImageTensorDataset(train.images, train.labels, view),
+    }
     batches = {key: endless(data, seed) for seed, (key, data) in enumerate(sources.items())}
     val_loader = make_loader(ImageTensorDataset(val.images, val.labels, view), RECIPE["batch_size"])
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], "sgd", RECIPE["lr"], 0.0)
@@ -218,17 +274,35 @@ def item_recipe(catalog: Catalog, name: str, cap_s: float, device: torch.device,
             start = time.perf_counter()
             _, accuracy = run_epoch(model, val_loader, device)
             val_pass_s.append(time.perf_counter() - start)
-            points.append({"train_s": trained_s, "elapsed_s": trained_s + sum(val_pass_s), "val_accuracy": accuracy,
-                           "images": sum(n for s in steps.values() for n, _ in s)})
+            points.append(
+                {
+                    "train_s": trained_s,
+                    "elapsed_s": trained_s + sum(val_pass_s),
+                    "val_accuracy": accuracy,
+                    "images": sum(n for s in steps.values() for n, _ in s),
+                }
+            )
             if len(points) == RECIPE_VAL_POINTS:
                 break
     rate = {key: sum(n for n, _ in s) / sum(t for _, t in s) for key, s in steps.items()}
     n_train, val_s = len(train.labels), sum(val_pass_s) / len(val_pass_s)
     epoch_s = n_train / rate["decoded"] + val_s  # the article's epoch: a pass over the photos and one over val
-    return {"image_size": size, "batch_size": RECIPE["batch_size"], "optimizer": "sgd", "lr": RECIPE["lr"],
-            "momentum": RECIPE["momentum"], "n_train": n_train, "steps": steps, "images_per_s": rate,
-            "batch_images_per_s": {key: [n / t for n, t in s] for key, s in steps.items()},
-            "epoch_s": epoch_s, "cached_epoch_s": n_train / rate["cached"] + val_s, "val_pass_s": val_s,
-            "points": points, "epochs_run": points[-1]["images"] / n_train,
-            "time_to_model_s": RECIPE["epochs"] * epoch_s, "extrapolated_to_epochs": RECIPE["epochs"],
-            "val_accuracy": points[-1]["val_accuracy"]}
+    return {
+        "image_size": size,
+        "batch_size": RECIPE["batch_size"],
+        "optimizer": "sgd",
+        "lr": RECIPE["lr"],
+        "momentum": RECIPE["momentum"],
+        "n_train": n_train,
+        "steps": steps,
+        "images_per_s": rate,
+        "batch_images_per_s": {key: [n / t for n, t in s] for key, s in steps.items()},
+        "epoch_s": epoch_s,
+        "cached_epoch_s": n_train / rate["cached"] + val_s,
+        "val_pass_s": val_s,
+        "points": points,
+        "epochs_run": points[-1]["images"] / n_train,
+        "time_to_model_s": RECIPE["epochs"] * epoch_s,
+        "extrapolated_to_epochs": RECIPE["epochs"],
+        "val_accuracy": points[-1]["val_accuracy"],
+    }

@@ -2,6 +2,7 @@
 ``benchmarks/bench.py``. Run on its own only as ``python benchmarks/settings.py --probe-openmp JOB``, the fresh
 process that :func:`measure_openmp_wait` starts.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,18 +29,27 @@ def augment_images_per_s(view: PhotoView, images: torch.Tensor, batch_size: int 
     crops = view.crops(images)
     middle = time.perf_counter()
     for s in range(0, len(crops), batch_size):
-        view.finish(crops[s:s + batch_size])
+        view.finish(crops[s : s + batch_size])
     end = time.perf_counter()
-    return {"crop": len(images) / (middle - start), "batch": len(images) / (end - middle),
-            "both": len(images) / (end - start)}
+    return {
+        "crop": len(images) / (middle - start),
+        "batch": len(images) / (end - middle),
+        "both": len(images) / (end - start),
+    }
 
 
 def torchvision_augment_images_per_s(spec, images: torch.Tensor, threads: list[int]) -> dict:
     """The same augmentation photo by photo with torchvision's v2 transforms (what fruitlib replaced), at each
     thread count: bilinear without antialiasing, as fruitlib resizes (a stored photo is at most 8/7 of its crop)."""
-    augment = v2.Compose([v2.RandomResizedCrop(spec.image_size, scale=(0.35, 1.0), antialias=False),
-                          v2.RandomHorizontalFlip(), v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
-                          v2.ToDtype(torch.float32, scale=True), v2.Normalize(spec.mean, spec.std)])
+    augment = v2.Compose(
+        [
+            v2.RandomResizedCrop(spec.image_size, scale=(0.35, 1.0), antialias=False),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(spec.mean, spec.std),
+        ]
+    )
     out = {}
     for t in threads:
         with num_threads(t):
@@ -53,8 +63,9 @@ def torchvision_augment_images_per_s(spec, images: torch.Tensor, threads: list[i
 # ----------------------------------------------------------------------------- the settings, measured
 
 
-def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list[int],
-                     loader_workers: tuple[int, ...] = (0, 1, 2)) -> dict:
+def measure_settings(
+    model_full, images: torch.Tensor, n: int, batch_sizes: list[int], loader_workers: tuple[int, ...] = (0, 1, 2)
+) -> dict:
     """CPU settings that matter, each measured: threads, batch size, channels_last (inference and training), grad
     mode, loader workers."""
     spec, threads = model_full.spec, torch.get_num_threads()
@@ -69,12 +80,17 @@ def measure_settings(model_full, images: torch.Tensor, n: int, batch_sizes: list
         for t, cl, b in configs if round_ == 0 else configs[::-1]:
             with num_threads(t):
                 speeds[(t, cl, b)].append(half / backbone_forward_seconds(model_full, batches[b], cl, cpu))
-    forward = [{"threads": t, "channels_last": cl, "batch_size": b, "images_per_s": max(v), "rounds": v}
-               for (t, cl, b), v in speeds.items()]
+    forward = [
+        {"threads": t, "channels_last": cl, "batch_size": b, "images_per_s": max(v), "rounds": v}
+        for (t, cl, b), v in speeds.items()
+    ]
     out["frozen_forward"] = forward
     best = max(forward, key=lambda r: r["images_per_s"])
-    default = next(r for r in forward if r["threads"] == threads and r["channels_last"] and r["batch_size"] == 64) \
-        if 64 in batch_sizes else None
+    default = (
+        next(r for r in forward if r["threads"] == threads and r["channels_last"] and r["batch_size"] == 64)
+        if 64 in batch_sizes
+        else None
+    )
     out["frozen_forward_best"], out["frozen_forward_fruitlib"] = best, default
 
     b = 64 if 64 in batch_sizes else batch_sizes[0]
@@ -117,9 +133,11 @@ def probe_openmp(paths: list[str], backbone: str, classes: list[str], n: int) ->
     images = torch.stack([decode(p, stored_size(DEFAULTS.image_size)) for p in paths[:n]])
     seconds = backbone_forward_seconds(model, eval_batches(images, model.spec, 64), True)
     augment = view_for(model.spec, train=True)
-    return {"forward_images_per_s": len(images) / seconds,
-            "augment_images_per_s": augment_images_per_s(augment, images)["both"],
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "forward_images_per_s": len(images) / seconds,
+        "augment_images_per_s": augment_images_per_s(augment, images)["both"],
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def measure_openmp_wait(paths: list[str], backbone: str, classes: list[str], n: int) -> dict:
@@ -135,8 +153,13 @@ def measure_openmp_wait(paths: list[str], backbone: str, classes: list[str], n: 
         if policy != "default":
             env["OMP_WAIT_POLICY"] = policy
         job = {"paths": paths, "backbone": backbone, "classes": classes, "n": n}
-        done = subprocess.run([sys.executable, __file__, "--probe-openmp", json.dumps(job)], env=env,
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--probe-openmp", json.dumps(job)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out[policy] = json.loads(done.stdout.strip().splitlines()[-1])
     out["inherited_OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY")
     return out
@@ -154,15 +177,29 @@ def measure_decode_threads(paths: list[str], size: int, threads: int) -> dict:
     return out
 
 
-def measure_gpu_settings(catalog: Catalog, name: str, images: torch.Tensor, labels: torch.Tensor,
-                         device: torch.device, size: int = 224, steps: int = 10) -> dict:
+def measure_gpu_settings(
+    catalog: Catalog,
+    name: str,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    size: int = 224,
+    steps: int = 10,
+) -> dict:
     """GPU settings of whole-network training at ``size`` px, each measured: bfloat16 autocast, channels_last
     and batch size of a training step; loader workers and pinned memory for augmented photos."""
     base = build_model(catalog.classes, name, False, "full", image_size=size)  # speed: any weights
     view = view_for(base.spec, train=True)  # base.spec.image_size is size
-    out: dict = {"train_step": [], "photo_loader": [],
-                 "fruitlib": {"bf16_autocast": native_bf16(device), "channels_last": True, "pin_memory": True,
-                              "loader_workers": loader_workers(device)}}
+    out: dict = {
+        "train_step": [],
+        "photo_loader": [],
+        "fruitlib": {
+            "bf16_autocast": native_bf16(device),
+            "channels_last": True,
+            "pin_memory": True,
+            "loader_workers": loader_workers(device),
+        },
+    }
     for bf16 in (False, True):
         for channels_last in (False, True):
             fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -170,14 +207,22 @@ def measure_gpu_settings(catalog: Catalog, name: str, images: torch.Tensor, labe
                 model = copy.deepcopy(base).to(device, memory_format=fmt).train()
                 x = view.batch(images[:batch]).to(device).contiguous(memory_format=fmt)
                 speed = train_step_images_per_s(model, x, labels[:batch].to(device), bf16, steps)
-                out["train_step"].append({"bf16_autocast": bf16, "channels_last": channels_last, "batch_size": batch,
-                                          "images_per_s": speed})
+                out["train_step"].append(
+                    {"bf16_autocast": bf16, "channels_last": channels_last, "batch_size": batch, "images_per_s": speed}
+                )
                 del model, x
     data = ImageTensorDataset(images, labels, view)
     for workers in sorted({0, 4, loader_workers(device)}):
         for pin in (False, True):
-            loader = make_loader(data, DEFAULTS.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0),
-                                 num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+            loader = make_loader(
+                data,
+                DEFAULTS.batch_size,
+                shuffle=True,
+                generator=torch.Generator().manual_seed(0),
+                num_workers=workers,
+                pin_memory=pin,
+                persistent_workers=workers > 0,
+            )
             speeds = []
             for _ in range(2):  # as fit uses it: workers started once; the second epoch is the steady state
                 start, seen = time.perf_counter(), 0
@@ -186,8 +231,14 @@ def measure_gpu_settings(catalog: Catalog, name: str, images: torch.Tensor, labe
                     seen += len(x)
                 torch.cuda.synchronize()
                 speeds.append(seen / (time.perf_counter() - start))
-            out["photo_loader"].append({"workers": workers, "pin_memory": pin, "first_epoch_images_per_s": speeds[0],
-                                        "images_per_s": speeds[1]})
+            out["photo_loader"].append(
+                {
+                    "workers": workers,
+                    "pin_memory": pin,
+                    "first_epoch_images_per_s": speeds[0],
+                    "images_per_s": speeds[1],
+                }
+            )
             del loader
     return out
 

@@ -1,5 +1,6 @@
 """How the benchmarks time things: a whole ``fruitlib train`` in a subprocess, loaders, forward passes, training steps,
 and the machine they ran on. Each helper times one thing; the comparisons are made in ``items.py``."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def timed_train(args: list[str], out: Path, cache: Path, env: dict[str, str] | N
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env=os.environ | {"FRUITLIB_CACHE": str(cache)} | (env or {}))
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"FRUITLIB_CACHE": str(cache)} | (env or {})
+        )
         try:
             _, status, usage = os.wait4(process.pid, 0)
         except BaseException:  # interrupted: do not leave the training run behind
@@ -43,9 +45,14 @@ def timed_train(args: list[str], out: Path, cache: Path, env: dict[str, str] | N
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n" + log_path.read_text()[-3000:])
     rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
-    return {"command": " ".join(command), "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_bytes": rss, "peak_rss_gib": rss / 2**30,
-            "metrics": json.loads((out / "metrics.json").read_text())}
+    return {
+        "command": " ".join(command),
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_bytes": rss,
+        "peak_rss_gib": rss / 2**30,
+        "metrics": json.loads((out / "metrics.json").read_text()),
+    }
 
 
 @contextmanager
@@ -83,11 +90,16 @@ def images_per_second(loader, n_batches: int | None = None) -> tuple[float, int,
 def eval_batches(images: torch.Tensor, spec, batch_size: int) -> list[torch.Tensor]:
     """The evaluation view of ``images``, float, in batches: what the backbone sees, prepared in advance."""
     view = view_for(spec)
-    return [view.batch(images[s:s + batch_size]) for s in range(0, len(images), batch_size)]
+    return [view.batch(images[s : s + batch_size]) for s in range(0, len(images), batch_size)]
 
 
-def backbone_forward_seconds(model, batches: list[torch.Tensor], channels_last: bool = True,
-                             device: torch.device = torch.device("cpu"), grad: str = "inference") -> float:
+def backbone_forward_seconds(
+    model,
+    batches: list[torch.Tensor],
+    channels_last: bool = True,
+    device: torch.device = torch.device("cpu"),
+    grad: str = "inference",
+) -> float:
     """Seconds for one PyTorch forward pass of every stage (and the pooling) over prepared batches.
 
     ``grad``: ``inference`` (torch.inference_mode), ``no_grad``, or ``grad`` (autograd records the graph, as it
@@ -176,16 +188,47 @@ def load_average() -> tuple[float, float, float]:
 def machine(device: torch.device) -> dict:
     """What the figures were measured on: CPU, cores, library versions, threads, device, load, environment."""
     cpuinfo = Path("/proc/cpuinfo")
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if cpuinfo.exists() else platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "opencv": cv2.__version__,
-            "parallel_backend": next((line.split(":", 1)[1].strip() for line in
-                                      torch.__config__.parallel_info().splitlines() if "parallel backend" in line), ""),
-            "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_at_start": load_average(),
-            "environment": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
-                                                           "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
-                                                           "FRUITLIB_ENGINE")}}
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if cpuinfo.exists()
+        else platform.processor()
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "opencv": cv2.__version__,
+        "parallel_backend": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in torch.__config__.parallel_info().splitlines()
+                if "parallel backend" in line
+            ),
+            "",
+        ),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": load_average(),
+        "environment": {
+            k: os.environ.get(k)
+            for k in (
+                "OMP_NUM_THREADS",
+                "OMP_WAIT_POLICY",
+                "GOMP_SPINCOUNT",
+                "MKL_NUM_THREADS",
+                "CUDA_VISIBLE_DEVICES",
+                "FRUITLIB_ENGINE",
+            )
+        },
+    }

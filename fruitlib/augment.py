@@ -15,6 +15,7 @@ uint8 operations (fruitlib 0.2) it cost about 0.3 ms; OpenCV's resize and colour
 The resize is bilinear without antialiasing: a stored photo is at most 8/7 the size of its crop, too little
 shrinking to alias. ``tests/test_augment.py`` checks both steps against torchvision's functions.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,9 @@ def num_threads(n: int) -> Iterator[None]:
         cv2.setNumThreads(before[1])
 
 
-def crop_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
-             u: list[float]) -> tuple[int, int, int, int]:
+def crop_box(
+    height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], u: list[float]
+) -> tuple[int, int, int, int]:
     """``RandomResizedCrop``'s box (top, left, height, width) from ``2 * TRIES + 2`` uniform draws ``u``.
 
     Area a fraction in ``scale`` of the photo, aspect ratio log-uniform in ``ratio``; a box that does not fit
@@ -101,16 +103,27 @@ class PhotoView:
     the normalisation done once per batch). Views are float, channels-last in memory.
     """
 
-    def __init__(self, size: int, mean: tuple, std: tuple, train: bool, scale: tuple[float, float] = (0.35, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), jitter: float = 0.2):
+    def __init__(
+        self,
+        size: int,
+        mean: tuple,
+        std: tuple,
+        train: bool,
+        scale: tuple[float, float] = (0.35, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        jitter: float = 0.2,
+    ):
         self.size, self.train, self.scale, self.ratio, self.jitter = size, train, scale, ratio, jitter
         std_ = torch.tensor(std, dtype=torch.float32)
         self.gain = (1 / (255 * std_)).repeat(size)  # per channel, repeated along a row of channels-last pixels
         self.shift = (-torch.tensor(mean, dtype=torch.float32) / std_).repeat(size)
 
     def __repr__(self) -> str:
-        kind = (f"train, scale={self.scale}, ratio={self.ratio}, jitter={self.jitter}, OpenCV bilinear, uint8 colour"
-                if self.train else "eval")
+        kind = (
+            f"train, scale={self.scale}, ratio={self.ratio}, jitter={self.jitter}, OpenCV bilinear, uint8 colour"
+            if self.train
+            else "eval"
+        )
         return f"PhotoView(size={self.size}, {kind}, mean/std from the backbone)"
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
@@ -137,11 +150,13 @@ class PhotoView:
         top, left = (height - self.size) // 2, (width - self.size) // 2
         if min(top, left) < 0:
             raise ValueError(f"photo of {height}x{width} px is smaller than the {self.size}-px view")
-        return photo[top:top + self.size, left:left + self.size]
+        return photo[top : top + self.size, left : left + self.size]
 
     def _random_crop(self, photo: np.ndarray, u: list[float], out: np.ndarray) -> None:
         top, left, h, w = crop_box(*photo.shape[:2], self.scale, self.ratio, u[:-1])
-        cv2.resize(photo[top:top + h, left:left + w], (self.size, self.size), dst=out, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(
+            photo[top : top + h, left : left + w], (self.size, self.size), dst=out, interpolation=cv2.INTER_LINEAR
+        )
         if u[-1] < 0.5:
             cv2.flip(out, 1, dst=out)
 

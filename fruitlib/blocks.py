@@ -4,6 +4,7 @@ The blocks use torchvision's parameter names (``conv1``, ``bn1``, ..., ``downsam
 torchvision block's ``state_dict`` loads into ours unchanged. ``skip=False`` drops the shortcut and
 turns a residual block into a "plain" one, for the degradation experiment of notebook 02.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -76,11 +77,23 @@ class Bottleneck(nn.Module):
 
 def diagram() -> plt.Figure:
     """The basic and the bottleneck block drawn side by side: layers, the shortcut, the addition, the last ReLU."""
-    designs = {"basic block (ResNet-18, 34)": ("x: 64 channels", ["3x3 conv, 64", "batch norm, ReLU", "3x3 conv, 64",
-                                                                 "batch norm"]),
-               "bottleneck block (ResNet-50, 101, 152)": ("x: 256 channels", [
-                   "1x1 conv, 64 (reduce)", "batch norm, ReLU", "3x3 conv, 64", "batch norm, ReLU",
-                   "1x1 conv, 256 (expand)", "batch norm"])}
+    designs = {
+        "basic block (ResNet-18, 34)": (
+            "x: 64 channels",
+            ["3x3 conv, 64", "batch norm, ReLU", "3x3 conv, 64", "batch norm"],
+        ),
+        "bottleneck block (ResNet-50, 101, 152)": (
+            "x: 256 channels",
+            [
+                "1x1 conv, 64 (reduce)",
+                "batch norm, ReLU",
+                "3x3 conv, 64",
+                "batch norm, ReLU",
+                "1x1 conv, 256 (expand)",
+                "batch norm",
+            ],
+        ),
+    }
     arrow = dict(arrowstyle="-|>", color="black", lw=1)
     fig, axes = plt.subplots(1, 2, figsize=(9, 5.5))
     for ax, (title, (top, layers)) in zip(axes, designs.items()):
@@ -88,19 +101,39 @@ def diagram() -> plt.Figure:
         ax.text(0, n + 1, top, ha="center", va="center", fontsize=10)
         for i, layer in enumerate(layers):  # F(x), top to bottom
             y = n - i
-            ax.text(0, y, layer, ha="center", va="center", fontsize=9,
-                    bbox=dict(boxstyle="round,pad=0.35", fc="#dbe9f6" if "conv" in layer else "#f2f2f2", ec="grey"))
+            ax.text(
+                0,
+                y,
+                layer,
+                ha="center",
+                va="center",
+                fontsize=9,
+                bbox=dict(boxstyle="round,pad=0.35", fc="#dbe9f6" if "conv" in layer else "#f2f2f2", ec="grey"),
+            )
             ax.annotate("", (0, y + 0.3), (0, y + 0.75), arrowprops=arrow)
         ax.annotate("", (0, 0.25), (0, 0.7), arrowprops=arrow)
         ax.text(0, 0, "+", ha="center", va="center", fontsize=13, bbox=dict(boxstyle="circle", fc="white", ec="black"))
         ax.plot([0, 1.3, 1.3], [n + 0.75, n + 0.75, 0], color="tab:red", lw=1.5)  # the shortcut, around F(x)
         ax.annotate("", (0.2, 0), (1.3, 0), arrowprops=dict(arrowstyle="-|>", color="tab:red", lw=1.5))
-        ax.text(1.4, n / 2 + 0.5, "shortcut: x itself\n(a 1x1 conv + batch norm\nwhere the shape changes)",
-                color="tab:red", fontsize=8, va="center")
+        ax.text(
+            1.4,
+            n / 2 + 0.5,
+            "shortcut: x itself\n(a 1x1 conv + batch norm\nwhere the shape changes)",
+            color="tab:red",
+            fontsize=8,
+            va="center",
+        )
         ax.text(-1.5, n / 2 + 0.5, "F(x)", fontsize=11, va="center", color="tab:blue")
         ax.annotate("", (0, -0.75), (0, -0.25), arrowprops=arrow)
-        ax.text(0, -1, "ReLU", ha="center", va="center", fontsize=9,
-                bbox=dict(boxstyle="round,pad=0.35", fc="#f2f2f2", ec="grey"))
+        ax.text(
+            0,
+            -1,
+            "ReLU",
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox=dict(boxstyle="round,pad=0.35", fc="#f2f2f2", ec="grey"),
+        )
         ax.annotate("", (0, -1.75), (0, -1.3), arrowprops=arrow)
         ax.text(0, -2.05, "y = relu(F(x) + x)", ha="center", va="center", fontsize=10)
         ax.set(xlim=(-1.8, 2.8), ylim=(-2.5, n + 1.5), title=title)

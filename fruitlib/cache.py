@@ -6,6 +6,7 @@ folder, ``~/.cache/fruitlib`` on Linux). Keys hash everything the result depends
 modification and change times, image size, the decoder's version and Pillow's, network weights, views, seed), so a
 changed or replaced file means a new entry, even when its size and modification time were kept (``cp -p``, rsync, tar).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -90,11 +91,14 @@ def remember(name: str, settings: dict, make: Callable[[], dict]) -> dict:
     must name everything the result depends on, the photos included (:func:`fingerprint`). ``make`` returns
     tensors, Python numbers and strings, and lists or dicts of them (``float(x)``, ``frame.to_dict("list")``).
     """
+
     def checked() -> dict:
         value = make()
         if not _plain(value):
-            raise FruitlibError(f"{name}: remember() keeps tensors, Python numbers, strings, lists and dicts only; "
-                                "convert the result (float(x), frame.to_dict('list'))")
+            raise FruitlibError(
+                f"{name}: remember() keeps tensors, Python numbers, strings, lists and dicts only; "
+                "convert the result (float(x), frame.to_dict('list'))"
+            )
         return value
 
     return cached(name, _digest(__version__, sorted(settings.items())), checked)
@@ -107,8 +111,10 @@ def _try_decode(path: str, size: int) -> torch.Tensor | str:
         return "image too large (over PIL's decompression-bomb limit)"
     except Exception as error:  # Pillow raises OSError, ValueError, SyntaxError, EOFError, struct.error ...
         kind = type(error)
-        return f"unreadable or truncated image ({'' if kind.__module__ == 'builtins' else kind.__module__ + '.'}" \
-               f"{kind.__name__})"
+        return (
+            f"unreadable or truncated image ({'' if kind.__module__ == 'builtins' else kind.__module__ + '.'}"
+            f"{kind.__name__})"
+        )
 
 
 def usable_cores(cpu_max: Path = CPU_MAX) -> int:
@@ -129,8 +135,15 @@ def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:
     The parallelism is one photo per thread, so each thread's torch operations run single-threaded.
     """
     with num_threads(1), ThreadPoolExecutor(max_workers=usable_cores()) as pool:
-        results = list(tqdm(pool.map(lambda p: _try_decode(p, size), paths), total=len(paths),
-                            desc=f"decoding {len(paths)} photos", disable=not progress, leave=False))
+        results = list(
+            tqdm(
+                pool.map(lambda p: _try_decode(p, size), paths),
+                total=len(paths),
+                desc=f"decoding {len(paths)} photos",
+                disable=not progress,
+                leave=False,
+            )
+        )
     keep = [i for i, r in enumerate(results) if isinstance(r, torch.Tensor)]
     images = torch.stack([results[i] for i in keep]) if keep else torch.empty(0, 3, size, size, dtype=torch.uint8)
     images = images.contiguous(memory_format=torch.channels_last)  # what OpenCV reads as is
@@ -157,8 +170,10 @@ def load_split(catalog: Catalog, split: str, image_size: int, progress: bool = T
         print(skipped_summary(found["skipped"]))
     keep = found["keep"].tolist()
     if not keep:
-        raise FruitlibError(f"none of the {len(paths)} photos of the {split} split could be read: "
-                            "check the files (see the summary above)")
+        raise FruitlibError(
+            f"none of the {len(paths)} photos of the {split} split could be read: "
+            "check the files (see the summary above)"
+        )
     labels = torch.tensor(rows["label"].to_numpy(), dtype=torch.long)[keep]
     return ImageSet(found["images"], labels, [paths[i] for i in keep], found["skipped"])
 
@@ -184,8 +199,16 @@ def stage_runner(model: FruitNet, stop: int, device: torch.device | str = "cpu")
 
 
 @torch.inference_mode()
-def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
-                batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
+def activations(
+    model: FruitNet,
+    images: torch.Tensor,
+    stop: int,
+    view: int = 0,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> torch.Tensor:
     """Outputs of the frozen stages ``[0, stop)`` for every photo, as float16 on the CPU.
 
     View 0 is the evaluation view (centre crop); views 1, 2, ... are seeded random augmentations.
@@ -196,20 +219,35 @@ def activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0,
     was_training = model.training
     run = stage_runner(model, stop, device)
     out = []
-    for start in tqdm(range(0, len(images), batch_size), desc=f"features (view {view})", disable=not progress,
-                      leave=False):
-        out.append(run(photo_view.batch(images[start:start + batch_size]).to(device)).to("cpu", torch.float16))
+    for start in tqdm(
+        range(0, len(images), batch_size), desc=f"features (view {view})", disable=not progress, leave=False
+    ):
+        out.append(run(photo_view.batch(images[start : start + batch_size]).to(device)).to("cpu", torch.float16))
     model.train(was_training)
     return torch.cat(out)
 
 
-def cached_activations(model: FruitNet, images: torch.Tensor, stop: int, view: int = 0, seed: int = 0,
-                       device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
+def cached_activations(
+    model: FruitNet,
+    images: torch.Tensor,
+    stop: int,
+    view: int = 0,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> torch.Tensor:
     """:func:`activations`, kept on disk under a key made of the weights, the photos, the view, the engine and (for
     the random views, not the evaluation view 0) the seed."""
     seed = seed if view else 0  # the evaluation view draws nothing at random: one entry serves every seed
-    key = _digest(_weights_digest(model, stop), repr(view_of(model, view)), stop, view, seed, fingerprint(images),
-                  engines.choose(torch.device(device)))
+    key = _digest(
+        _weights_digest(model, stop),
+        repr(view_of(model, view)),
+        stop,
+        view,
+        seed,
+        fingerprint(images),
+        engines.choose(torch.device(device)),
+    )
 
     def make() -> dict:
         return {"x": activations(model, images, stop, view, seed, device=device, progress=progress)}

@@ -4,6 +4,7 @@ A notebook's checks are the places where a student compares what they see with w
 one line that ends in ``True`` when all is well (the line nbval compares), and one more line, only when it is
 ``False``, saying what to do.
 """
+
 from __future__ import annotations
 
 

@@ -2,6 +2,7 @@
 
 Errors end the program with one line on stderr and a non-zero exit status, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ def given_options(args: argparse.Namespace) -> set[str]:
 def train_config(args: argparse.Namespace) -> RunConfig:
     """The run's settings: RunConfig's defaults, then the ``--preset``'s, then every option given."""
     given = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__ and v is not None}
-    return RunConfig(**(PRESETS[args.preset] if args.preset else {}) | given | {"cache": not args.no_cache,
-                                                                                "test": bool(args.test)})
+    return RunConfig(
+        **(PRESETS[args.preset] if args.preset else {}) | given | {"cache": not args.no_cache, "test": bool(args.test)}
+    )
 
 
 def interrupted(out: Path) -> str:
@@ -70,14 +72,18 @@ def _train(args: argparse.Namespace) -> None:
     if not here.main:
         return
     m = result.metrics
-    print(f"{m['backbone']} ({'pretrained' if m['pretrained'] else 'from scratch'}, {m['mode']}): "
-          f"validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} photos after {m['epochs']} epochs, "
-          f"{m['seconds']:.0f} s; results in {result.out}")
+    print(
+        f"{m['backbone']} ({'pretrained' if m['pretrained'] else 'from scratch'}, {m['mode']}): "
+        f"validation accuracy {m['val_accuracy']:.1%} on {m['n_val']} photos after {m['epochs']} epochs, "
+        f"{m['seconds']:.0f} s; results in {result.out}"
+    )
     if m["test"]:
         print(f"test accuracy {stats.describe(m['test']['accuracy'], m['test']['n_images'])}")
     else:
-        print(f"once the settings are final, score the test split: python -m fruitlib evaluate --checkpoint "
-              f"{result.out}/model.pt --split test")
+        print(
+            f"once the settings are final, score the test split: python -m fruitlib evaluate --checkpoint "
+            f"{result.out}/model.pt --split test"
+        )
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -142,35 +148,63 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a fruit classifier into a run folder")
-    train.add_argument("--data", help="folder-per-class root or Grocery Store clone (default: $FRUITLIB_DATA, "
-                                      "else data/GroceryStoreDataset)")
+    train.add_argument(
+        "--data",
+        help="folder-per-class root or Grocery Store clone (default: $FRUITLIB_DATA, else data/GroceryStoreDataset)",
+    )
     train.add_argument("--out", required=True, help="run folder for model.pt, metrics.json, history.csv, figures")
-    train.add_argument("--backbone", help="resnet18..resnet152, efficientnet_lite0/1/2, or auto (the default: "
-                                            "ResNet-50 if its weights are here, else the Lite nearest the image size)")
-    train.add_argument("--scratch", action="store_true", default=None,
-                       help="random initialisation instead of ImageNet weights")
-    train.add_argument("--mode", choices=["frozen", "last", "full"], help="what trains (default: frozen; full "
-                                                                           "with --scratch)")
+    train.add_argument(
+        "--backbone",
+        help="resnet18..resnet152, efficientnet_lite0/1/2, or auto (the default: "
+        "ResNet-50 if its weights are here, else the Lite nearest the image size)",
+    )
+    train.add_argument(
+        "--scratch", action="store_true", default=None, help="random initialisation instead of ImageNet weights"
+    )
+    train.add_argument(
+        "--mode", choices=["frozen", "last", "full"], help="what trains (default: frozen; full with --scratch)"
+    )
     train.add_argument("--weights", help="local ImageNet .pth file for the backbone (offline use)")
-    train.add_argument("--preset", choices=sorted(PRESETS), help="named settings, before the options given: "
-                       + "; ".join(f"{k}: {' '.join(f'{n}={v}' for n, v in p.items())}" for k, p in PRESETS.items()))
+    train.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="named settings, before the options given: "
+        + "; ".join(f"{k}: {' '.join(f'{n}={v}' for n, v in p.items())}" for k, p in PRESETS.items()),
+    )
     epochs = f"{DEFAULT_EPOCHS['frozen']} for --mode frozen, else {DEFAULT_EPOCHS['full']}"
-    for flag, default in (("--epochs", epochs), ("--image-size", DEFAULTS.image_size),
-                          ("--batch-size", DEFAULTS.batch_size), ("--seed", DEFAULTS.seed),
-                          ("--views", DEFAULTS.views), ("--per-class", None)):
+    for flag, default in (
+        ("--epochs", epochs),
+        ("--image-size", DEFAULTS.image_size),
+        ("--batch-size", DEFAULTS.batch_size),
+        ("--seed", DEFAULTS.seed),
+        ("--views", DEFAULTS.views),
+        ("--per-class", None),
+    ):
         train.add_argument(flag, type=int, help=f"default: {default}" if default is not None else None)
-    train.add_argument("--lr", type=float, help="the new head's learning rate (default 1e-3; from scratch: every "
-                                                 "layer's)")
-    train.add_argument("--backbone-lr", type=float, help="the rate of the pretrained stages that train (default: "
-                                                          "0.3 of --lr for --mode last, 0.1 for full)")
+    train.add_argument(
+        "--lr", type=float, help="the new head's learning rate (default 1e-3; from scratch: every layer's)"
+    )
+    train.add_argument(
+        "--backbone-lr",
+        type=float,
+        help="the rate of the pretrained stages that train (default: 0.3 of --lr for --mode last, 0.1 for full)",
+    )
     train.add_argument("--optimizer", choices=["adamw", "sgd"], help=f"default: {DEFAULTS.optimizer}")
     train.add_argument("--labels", choices=["coarse", "fine"], help="Grocery Store labels (default: coarse)")
     train.add_argument("--category", choices=["Fruit", "Vegetables", "Packages"], help="default: Fruit")
     train.add_argument("--device", help="auto (the default), cpu, cuda or mps")
-    train.add_argument("--dropout", action="store_true", default=None,
-                       help="keep EfficientNet-Lite's own dropout and drop-connect (ResNets have none)")
-    train.add_argument("--test", action="store_true", help="score the test split too (default: no; score it once, "
-                                                            "when the settings are final: evaluate --split test)")
+    train.add_argument(
+        "--dropout",
+        action="store_true",
+        default=None,
+        help="keep EfficientNet-Lite's own dropout and drop-connect (ResNets have none)",
+    )
+    train.add_argument(
+        "--test",
+        action="store_true",
+        help="score the test split too (default: no; score it once, "
+        "when the settings are final: evaluate --split test)",
+    )
     train.add_argument("--no-cache", action="store_true", help="run frozen layers every epoch (slow; to compare)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -178,11 +212,17 @@ def parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on a split")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data", help="photos to score: a folder of class sub-folders (named as the model's "
-                                          "classes; some of them are enough) or a Grocery Store clone")
-    evaluate.add_argument("--split", choices=["train", "val", "test", "all"],
-                          help="which photos: all of them (the default for --data other than the model's own), "
-                               "or a split of the training data (val, the default there; test: Grocery Store clones)")
+    evaluate.add_argument(
+        "--data",
+        help="photos to score: a folder of class sub-folders (named as the model's "
+        "classes; some of them are enough) or a Grocery Store clone",
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=["train", "val", "test", "all"],
+        help="which photos: all of them (the default for --data other than the model's own), "
+        "or a split of the training data (val, the default there; test: Grocery Store clones)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_evaluate)
 
@@ -199,12 +239,20 @@ def parser() -> argparse.ArgumentParser:
     series.add_argument("--notebooks", help="the folder of numbered notebooks (default: the checkout's notebooks/)")
     series.set_defaults(func=_series)
 
-    download = commands.add_parser("download", help="once, online: fetch the data set and ResNet weights for "
-                                                    "offline machines, verified, and print where they are")
+    download = commands.add_parser(
+        "download",
+        help="once, online: fetch the data set and ResNet weights for "
+        "offline machines, verified, and print where they are",
+    )
     download.add_argument("--to", required=True, help="folder to fill (then copy it to a USB stick or a share)")
     download.add_argument("--data", action="store_true", help="the Grocery Store Dataset (about 120 MB unpacked)")
-    download.add_argument("--weights", nargs="+", choices=RESNETS, metavar="RESNET",
-                          help=f"ImageNet weights of these ResNets ({', '.join(RESNETS)})")
+    download.add_argument(
+        "--weights",
+        nargs="+",
+        choices=RESNETS,
+        metavar="RESNET",
+        help=f"ImageNet weights of these ResNets ({', '.join(RESNETS)})",
+    )
     download.set_defaults(func=_download)
     return top
 

@@ -7,6 +7,7 @@ Two layouts are understood:
 
 Listing and splitting never decode an image; decoding happens once, in :mod:`fruitlib.cache`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when fruitli
 
 def checkout() -> Path | None:
     """The repository fruitlib runs from (an editable install or the source tree), or None for an installed package."""
-    return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir() \
-        else None
+    return (
+        PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir() else None
+    )
 
 
 def download_folder() -> Path:
@@ -42,6 +44,8 @@ def download_folder() -> Path:
 
     home = checkout()
     return home / DEFAULT_DATA if home else platformdirs.user_data_path("fruitlib") / DEFAULT_DATA.name
+
+
 CATEGORIES = ("Fruit", "Vegetables", "Packages")
 
 
@@ -166,8 +170,10 @@ def relabel(catalog: Catalog, classes: list[str]) -> Catalog:
     """Number the photos' classes as in ``classes`` (a model's); a class not among them is a one-line error."""
     unknown = sorted(set(map(str, catalog.table["class_name"])) - set(classes))
     if unknown:
-        raise FruitlibError(f"{catalog.root} has classes the model does not know: {', '.join(unknown)}; it knows "
-                            f"{', '.join(classes)}: rename those folders or leave them out")
+        raise FruitlibError(
+            f"{catalog.root} has classes the model does not know: {', '.join(unknown)}; it knows "
+            f"{', '.join(classes)}: rename those folders or leave them out"
+        )
     table = catalog.table.assign(label=catalog.table["class_name"].map({c: i for i, c in enumerate(classes)}))
     return replace(catalog, classes=list(classes), table=table[["path", "class_name", "label", "split"]])
 
@@ -229,13 +235,16 @@ def read_manifest(path: str | os.PathLike, root: Path, classes: list[str]) -> Ca
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)[["path", "class_name", "split"]]
     except (OSError, ValueError, KeyError) as error:  # missing, truncated, or not a split file
-        raise FruitlibError(f"{path} cannot be read as a run's split ({type(error).__name__}): train the run "
-                            "anew (--overwrite)") from None
+        raise FruitlibError(
+            f"{path} cannot be read as a run's split ({type(error).__name__}): train the run anew (--overwrite)"
+        ) from None
     table["path"] = [str(root / p) for p in table["path"]]
     missing = [p for p in table["path"] if not os.path.isfile(p)]
     if missing:
-        raise FruitlibError(f"the data no longer match the run's split: {len(missing)} of its {len(table)} photos are "
-                            f"not in {root} (e.g. {missing[0]}); resume with the data it was trained on, or train anew")
+        raise FruitlibError(
+            f"the data no longer match the run's split: {len(missing)} of its {len(table)} photos are "
+            f"not in {root} (e.g. {missing[0]}); resume with the data it was trained on, or train anew"
+        )
     layout = "grocery" if (root / "dataset" / "train.txt").is_file() or (root / "train.txt").is_file() else "folders"
     return relabel(Catalog(root, layout, [], table), classes)
 
@@ -334,17 +343,34 @@ class ImagePathDataset(PhotoDataset):
         return decode(self.paths[i], self.size)
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                sampler: Iterable[int] | None = None, **kwargs) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    sampler: Iterable[int] | None = None,
+    **kwargs,
+) -> DataLoader:
     """A ``DataLoader`` over ``dataset``; a :class:`PhotoDataset` is fetched a whole batch at a time.
 
     The batches, their order and their shuffling are those of ``DataLoader(dataset, batch_size, shuffle, ...)``;
     a ``sampler`` (the photos' order, e.g. one process's share of them) replaces ``shuffle``.
     """
     if not isinstance(dataset, PhotoDataset):
-        return DataLoader(dataset, batch_size, shuffle if sampler is None else False, sampler, generator=generator,
-                          **kwargs)
-    order = sampler if sampler is not None else \
-        RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None,
-                      generator=generator, **kwargs)  # the generator also seeds workers, as in a DataLoader
+        return DataLoader(
+            dataset, batch_size, shuffle if sampler is None else False, sampler, generator=generator, **kwargs
+        )
+    order = (
+        sampler
+        if sampler is not None
+        else RandomSampler(dataset, generator=generator)
+        if shuffle
+        else SequentialSampler(dataset)
+    )
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(order, batch_size, drop_last=False),
+        batch_size=None,
+        generator=generator,
+        **kwargs,
+    )  # the generator also seeds workers, as in a DataLoader

@@ -7,6 +7,7 @@ gradients, so every process takes the same step. ``--batch-size`` stays the *glo
 ``batch_size / N`` photos of it, so the learning rates chosen for one process still hold (see README, "More than
 one GPU or machine"). Only rank 0 writes files. Without torchrun nothing here does anything.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,10 @@ def own_device(device: torch.device, here: World) -> torch.device:
 def local_batch(batch_size: int, here: World) -> int:
     """Each process's share of the global batch; it must divide evenly, or the steps would not be one run's."""
     if batch_size % here.size:
-        raise FruitlibError(f"--batch-size {batch_size} is the global batch and must divide evenly among the "
-                            f"{here.size} processes: e.g. {batch_size // here.size * here.size or here.size}")
+        raise FruitlibError(
+            f"--batch-size {batch_size} is the global batch and must divide evenly among the "
+            f"{here.size} processes: e.g. {batch_size // here.size * here.size or here.size}"
+        )
     return batch_size // here.size
 
 

@@ -4,6 +4,7 @@ its listings checked against known checksums, and torchvision's ImageNet ResNet 
 A download goes to a temporary name beside its destination and is renamed into place only once verified, so an
 interrupted or damaged one is never taken for data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,12 @@ REPOSITORY = "https://github.com/marcusklasson/GroceryStoreDataset"
 COMMIT = "fc80ba90f803d79d0383df52c5a4ac5de99ff6fc"  # master on 2023-09-08, the data's last change in 2019
 ARCHIVE = f"{REPOSITORY}/archive/{COMMIT}.zip"
 # SHA-256 of the files that define the splits and classes, at COMMIT (dataset/...)
-LISTINGS = {"classes.csv": "6e1115adf36741498034165778a3300cd11f24c419e32a60d0a5057dd92998c1",
-            "train.txt": "b6d6a4d25fc2a7604f4bbd4e8010516f3bb643f727fc60ef5fca042edd01294f",
-            "val.txt": "a2a2bdf8ce34196c1a1dd554bd67e780793aab9363dd40d6cf50fe2d168a78b6",
-            "test.txt": "9a464934780665c0024db405571c0dd2d149488a245f476557de7f1c31cf8a93"}
+LISTINGS = {
+    "classes.csv": "6e1115adf36741498034165778a3300cd11f24c419e32a60d0a5057dd92998c1",
+    "train.txt": "b6d6a4d25fc2a7604f4bbd4e8010516f3bb643f727fc60ef5fca042edd01294f",
+    "val.txt": "a2a2bdf8ce34196c1a1dd554bd67e780793aab9363dd40d6cf50fe2d168a78b6",
+    "test.txt": "9a464934780665c0024db405571c0dd2d149488a245f476557de7f1c31cf8a93",
+}
 
 
 def sha256(path: Path) -> str:
@@ -43,8 +46,10 @@ def verify_grocery(root: Path) -> None:
     base = root / "dataset"
     for name, expected in LISTINGS.items():
         if not (base / name).is_file() or sha256(base / name) != expected:
-            raise FruitlibError(f"{base / name} is missing or not the file of commit {COMMIT[:7]}: the download is "
-                                "damaged or the upstream changed; nothing was kept, try again")
+            raise FruitlibError(
+                f"{base / name} is missing or not the file of commit {COMMIT[:7]}: the download is "
+                "damaged or the upstream changed; nothing was kept, try again"
+            )
     for name in ("train.txt", "val.txt", "test.txt"):
         for line in (base / name).read_text().splitlines():
             if line.strip() and not (base / line.split(",")[0].strip()).is_file():
@@ -56,8 +61,10 @@ def checked(dest: Path) -> Path:
     try:
         verify_grocery(dest)
     except FruitlibError as error:
-        raise FruitlibError(f"{dest} is not a complete copy of commit {COMMIT[:7]} ({str(error).split(':')[0]}): "
-                            "delete it, or point FRUITLIB_DATA at a good copy, and run again") from None
+        raise FruitlibError(
+            f"{dest} is not a complete copy of commit {COMMIT[:7]} ({str(error).split(':')[0]}): "
+            "delete it, or point FRUITLIB_DATA at a good copy, and run again"
+        ) from None
     return dest
 
 
@@ -89,9 +96,11 @@ def fetch_grocery(dest: Path, url: str = ARCHIVE) -> Path:
     except (OSError, http.client.HTTPException, zipfile.BadZipFile, StopIteration) as error:
         if dest.is_dir():  # another process finished the same download first
             return checked(dest)
-        raise FruitlibError(f"no data at {dest} and the download failed ({type(error).__name__}): "
-                            f"git clone {REPOSITORY} {dest}, or set FRUITLIB_DATA to your copy "
-                            "(see data/README.md)") from None
+        raise FruitlibError(
+            f"no data at {dest} and the download failed ({type(error).__name__}): "
+            f"git clone {REPOSITORY} {dest}, or set FRUITLIB_DATA to your copy "
+            "(see data/README.md)"
+        ) from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return dest

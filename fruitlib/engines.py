@@ -7,6 +7,7 @@ PyTorch's, relative to the largest (``benchmarks/engines.py``; ``tests/test_engi
 So on a CPU, fruitlib uses ONNX Runtime where it is installed; on a GPU, or with ``FRUITLIB_ENGINE=pytorch``,
 PyTorch. The export is kept beside the other caches, so it is made once per network and image size.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -60,9 +61,15 @@ def export(trunk: Trunk, size: int, path: Path) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
-            torch.onnx.export(trunk.eval(), (torch.zeros(1, 3, size, size),), str(tmp), dynamo=False,
-                              input_names=["image"], output_names=["features"],
-                              dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}})
+            torch.onnx.export(
+                trunk.eval(),
+                (torch.zeros(1, 3, size, size),),
+                str(tmp),
+                dynamo=False,
+                input_names=["image"],
+                output_names=["features"],
+                dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
+            )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -76,6 +83,7 @@ def pytorch_runner(trunk: Trunk) -> Runner:
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return trunk(x.contiguous(memory_format=torch.channels_last))
+
     return run
 
 

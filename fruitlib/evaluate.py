@@ -1,4 +1,5 @@
 """Scores and predictions: accuracy, per-class precision/recall/F1, confusion matrix, top-k guesses."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,13 @@ from .models import FruitNet
 
 
 @torch.inference_mode()
-def predict_images(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu",
-                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def predict_images(
+    model: FruitNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities and labels for decoded uint8 photos, each seen through the model's evaluation view.
 
     The stages run on the engine of :func:`fruitlib.cache.stage_runner` (ONNX Runtime on a CPU), then the head.
@@ -26,13 +32,20 @@ def predict_images(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, 
     view = view_for(spec)
     model.eval().to(device)
     stages = stage_runner(model, len(model.stages), device)
-    probs = [torch.softmax(model.classify(stages(view.batch(images[i:i + batch_size]).to(device)).flatten(1)), 1)
-             for i in range(0, len(images), batch_size)]
+    probs = [
+        torch.softmax(model.classify(stages(view.batch(images[i : i + batch_size]).to(device)).flatten(1)), 1)
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(probs).cpu().numpy(), labels.numpy()
 
 
-def score(model: FruitNet, images: torch.Tensor, labels: torch.Tensor, device: str | torch.device = "cpu",
-          predictions: bool = False) -> dict:
+def score(
+    model: FruitNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: str | torch.device = "cpu",
+    predictions: bool = False,
+) -> dict:
     """:func:`report` of ``model`` on decoded photos, through the whole network; with ``predictions``, also the
     class index it gives each photo, in order (``predicted``)."""
     probs, labels = predict_images(model, images, labels, device)
@@ -45,10 +58,16 @@ def report(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dic
     """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows: true class)."""
     ids = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
-    per_class = {c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                 for c, p, r, f, s in zip(classes, precision, recall, f1, support)}
-    return {"accuracy": float(np.mean(labels == predicted)), "n_images": int(len(labels)), "per_class": per_class,
-            "confusion": confusion_matrix(labels, predicted, labels=ids).tolist()}
+    per_class = {
+        c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for c, p, r, f, s in zip(classes, precision, recall, f1, support)
+    }
+    return {
+        "accuracy": float(np.mean(labels == predicted)),
+        "n_images": int(len(labels)),
+        "per_class": per_class,
+        "confusion": confusion_matrix(labels, predicted, labels=ids).tolist(),
+    }
 
 
 def top_confusions(confusion: list[list[int]], classes: list[str], k: int = 4) -> pd.DataFrame:
@@ -56,9 +75,18 @@ def top_confusions(confusion: list[list[int]], classes: list[str], k: int = 4) -
     matrix = np.array(confusion)
     np.fill_diagonal(matrix, 0)
     cells = zip(*np.unravel_index(np.argsort(-matrix, axis=None, kind="stable")[:k], matrix.shape))
-    return pd.DataFrame([{"true": classes[t], "predicted": classes[p], "photos": int(matrix[t, p]),
-                          "share of the true class": float(matrix[t, p] / max(np.sum(confusion[t]), 1))}
-                         for t, p in cells if matrix[t, p] > 0])
+    return pd.DataFrame(
+        [
+            {
+                "true": classes[t],
+                "predicted": classes[p],
+                "photos": int(matrix[t, p]),
+                "share of the true class": float(matrix[t, p] / max(np.sum(confusion[t]), 1)),
+            }
+            for t, p in cells
+            if matrix[t, p] > 0
+        ]
+    )
 
 
 def load_photo(path: str | os.PathLike, model: FruitNet) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Where does the model look? Grad-CAM on the last feature map (Selvaraju et al., 2017)."""
+
 from __future__ import annotations
 
 import torch

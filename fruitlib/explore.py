@@ -4,6 +4,7 @@ Helpers for notebooks 01 (concepts) and 03 (data exploration). Photos come decod
 :mod:`fruitlib.cache`; features are the pooled outputs of a frozen backbone (``cache.cached_activations``);
 the classifiers on top of them are small scikit-learn models, so every experiment here runs in seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,6 +48,7 @@ def class_counts(catalog: Catalog) -> pd.DataFrame:
 
 def image_sizes(paths: list[str | os.PathLike]) -> pd.DataFrame:
     """Width and height of each photo, read from the file header only (nothing is decoded)."""
+
     def size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as image:
             return image.size
@@ -58,12 +60,16 @@ def colour_stats(images: torch.Tensor, labels: torch.Tensor, classes: list[str])
     """Per-class mean red, green, blue, brightness and saturation (0-1) of uint8 ``N x 3 x H x W`` photos."""
     x = images.float() / 255
     high, low = x.max(dim=1).values, x.min(dim=1).values
-    per_photo = pd.DataFrame({
-        "red": x[:, 0].mean((1, 2)), "green": x[:, 1].mean((1, 2)), "blue": x[:, 2].mean((1, 2)),
-        "brightness": high.mean((1, 2)),  # HSV value
-        "saturation": ((high - low) / high.clamp_min(1e-6)).mean((1, 2)),  # HSV saturation
-        "class": [classes[i] for i in labels.tolist()],
-    })
+    per_photo = pd.DataFrame(
+        {
+            "red": x[:, 0].mean((1, 2)),
+            "green": x[:, 1].mean((1, 2)),
+            "blue": x[:, 2].mean((1, 2)),
+            "brightness": high.mean((1, 2)),  # HSV value
+            "saturation": ((high - low) / high.clamp_min(1e-6)).mean((1, 2)),  # HSV saturation
+            "class": [classes[i] for i in labels.tolist()],
+        }
+    )
     return per_photo.groupby("class").mean().round(3)
 
 
@@ -71,7 +77,7 @@ def colour_histograms(images: torch.Tensor, bins: int = 4) -> np.ndarray:
     """``N x bins**3`` joint RGB histograms (shares of pixels): a colour-only description of each photo."""
     q = (images.long() * bins // 256).flatten(2)
     cell = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    counts = torch.zeros(len(images), bins ** 3).scatter_add_(1, cell, torch.ones(cell.shape))
+    counts = torch.zeros(len(images), bins**3).scatter_add_(1, cell, torch.ones(cell.shape))
     return (counts / cell.shape[1]).numpy()
 
 
@@ -88,8 +94,9 @@ def per_class_indices(labels: torch.Tensor | np.ndarray, per_class: int, seed: i
 # ----------------------------------------------------------------------------- features
 
 
-def pooled_features(model: FruitNet, images: torch.Tensor, device: torch.device | str = "cpu",
-                    progress: bool = False) -> np.ndarray:
+def pooled_features(
+    model: FruitNet, images: torch.Tensor, device: torch.device | str = "cpu", progress: bool = False
+) -> np.ndarray:
     """``N x C`` float32 pooled features of the whole frozen backbone, computed on ``device``, cached on disk."""
     x = cached_activations(model.to(device), images, len(model.stages), device=device, progress=progress)
     return x.flatten(1).float().numpy()
@@ -112,7 +119,7 @@ def random_twin(model: FruitNet, images: torch.Tensor, seed: int = 0, calibrate:
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:calibrate]
     twin.stages.train()
     for start in range(0, len(pick), 64):
-        twin.features(view.batch(images[pick[start:start + 64]]))
+        twin.features(view.batch(images[pick[start : start + 64]]))
     return twin.eval()
 
 
@@ -124,13 +131,17 @@ def imagenet_fruit() -> list[str]:
 def imagenet_guesses(model: FruitNet, paths: list[str], true_classes: list[str], k: int = 5) -> pd.DataFrame:
     """An ImageNet classifier's ``k`` best guesses for each photo, beside the photo's real class."""
     guesses = top_k(model, paths, k)
-    return pd.DataFrame({"class": true_classes, "top-1": [g[0][0] for g in guesses],
-                         "p(top-1)": [round(g[0][1], 2) for g in guesses],
-                         f"top-{k}": [", ".join(name for name, _ in g) for g in guesses]})
+    return pd.DataFrame(
+        {
+            "class": true_classes,
+            "top-1": [g[0][0] for g in guesses],
+            "p(top-1)": [round(g[0][1], 2) for g in guesses],
+            f"top-{k}": [", ".join(name for name, _ in g) for g in guesses],
+        }
+    )
 
 
-def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                 k: int = 5) -> float:
+def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = 5) -> float:
     """Accuracy of a k-nearest-neighbour vote (cosine distance): do same-class photos lie close together?"""
     knn = KNeighborsClassifier(k, metric="cosine").fit(train_x, train_y)
     return float(np.mean(knn.predict(test_x) == np.asarray(test_y)))
@@ -142,8 +153,13 @@ def probe(train_x: np.ndarray, train_y: np.ndarray, sample_weight: np.ndarray | 
     return model.fit(train_x, train_y, logisticregression__sample_weight=sample_weight)
 
 
-def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                   sample_weight: np.ndarray | None = None) -> float:
+def probe_accuracy(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+) -> float:
     """Held-out accuracy of :func:`probe`."""
     return float(probe(train_x, train_y, sample_weight).score(test_x, test_y))
 
@@ -180,14 +196,18 @@ def random_split(labels: np.ndarray, held_out: float = 0.2, seed: int = 0) -> tu
     return np.sort(keep), np.sort(held)
 
 
-def split_check(train_x: np.ndarray, train_y: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
-                threshold: float = 0.9) -> dict:
+def split_check(
+    train_x: np.ndarray, train_y: np.ndarray, held_x: np.ndarray, held_y: np.ndarray, threshold: float = 0.9
+) -> dict:
     """How close held-out photos are to training photos, and what a linear probe scores on them."""
     _, similarity = nearest(held_x, train_x)
-    return {"train photos": len(train_y), "held-out photos": len(held_y),
-            "near-duplicate share": float(np.mean(similarity >= threshold)),
-            "median similarity": float(np.median(similarity)),
-            "probe accuracy": probe_accuracy(train_x, train_y, held_x, held_y)}
+    return {
+        "train photos": len(train_y),
+        "held-out photos": len(held_y),
+        "near-duplicate share": float(np.mean(similarity >= threshold)),
+        "median similarity": float(np.median(similarity)),
+        "probe accuracy": probe_accuracy(train_x, train_y, held_x, held_y),
+    }
 
 
 def bursts(x: np.ndarray, threshold: float = 0.9) -> np.ndarray:
@@ -197,8 +217,9 @@ def bursts(x: np.ndarray, threshold: float = 0.9) -> np.ndarray:
     return burst
 
 
-def grouped_split(labels: np.ndarray, groups: np.ndarray, held_out: float = 0.2,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def grouped_split(
+    labels: np.ndarray, groups: np.ndarray, held_out: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a stratified split that keeps every group (burst) on one side: one of ``round(1 / held_out)``
     folds, so ``held_out`` is met only as closely as the groups allow (a big group makes its fold bigger)."""
     folds = StratifiedGroupKFold(round(1 / held_out), shuffle=True, random_state=seed)
@@ -206,8 +227,13 @@ def grouped_split(labels: np.ndarray, groups: np.ndarray, held_out: float = 0.2,
     return np.sort(keep), np.sort(held)
 
 
-def leakage(train_x: np.ndarray, train_y: np.ndarray, others: dict[str, tuple[np.ndarray, np.ndarray]],
-            threshold: float = 0.9, seed: int = 0) -> pd.DataFrame:
+def leakage(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    others: dict[str, tuple[np.ndarray, np.ndarray]],
+    threshold: float = 0.9,
+    seed: int = 0,
+) -> pd.DataFrame:
     """The same probe on several splits: a random 80/20 and a burst-grouped split of the training photos, and the
     training photos against each official split in ``others`` (name: (features, labels)).
 
@@ -215,9 +241,10 @@ def leakage(train_x: np.ndarray, train_y: np.ndarray, others: dict[str, tuple[np
     whatever else differs between the official splits.
     """
     rows = {}
-    for name, (keep, held) in {"random 80/20 of train": random_split(train_y, 0.2, seed),
-                               "burst-grouped split of train": grouped_split(train_y, bursts(train_x, threshold),
-                                                                             0.2, seed)}.items():
+    for name, (keep, held) in {
+        "random 80/20 of train": random_split(train_y, 0.2, seed),
+        "burst-grouped split of train": grouped_split(train_y, bursts(train_x, threshold), 0.2, seed),
+    }.items():
         rows[name] = split_check(train_x[keep], train_y[keep], train_x[held], train_y[held], threshold)
     for name, (x, y) in others.items():
         rows[f"official train -> {name}"] = split_check(train_x, train_y, x, y, threshold)
@@ -245,7 +272,7 @@ def importance_weights(source_x: np.ndarray, target_x: np.ndarray, clip: float =
 
 def effective_size(weights: np.ndarray) -> float:
     """Kish's effective sample size: how many equally weighted photos the weights are worth."""
-    return float(weights.sum() ** 2 / (weights ** 2).sum())
+    return float(weights.sum() ** 2 / (weights**2).sum())
 
 
 # ----------------------------------------------------------------------------- figures
@@ -265,8 +292,9 @@ def counts_figure(counts: pd.DataFrame) -> plt.Figure:
 def colour_figure(stats: pd.DataFrame) -> plt.Figure:
     """Each class's mean colour as a swatch, with its mean brightness and saturation."""
     stats = stats.sort_values("saturation")
-    fig, (ax_swatch, ax_bars) = plt.subplots(1, 2, figsize=(10, 0.3 * len(stats) + 1.2), sharey=True,
-                                             gridspec_kw={"width_ratios": [1, 4]})
+    fig, (ax_swatch, ax_bars) = plt.subplots(
+        1, 2, figsize=(10, 0.3 * len(stats) + 1.2), sharey=True, gridspec_kw={"width_ratios": [1, 4]}
+    )
     ax_swatch.imshow(stats[["red", "green", "blue"]].to_numpy()[:, None, :], aspect="auto")
     ax_swatch.set(yticks=range(len(stats)), yticklabels=stats.index, xticks=[], title="mean colour")
     y = np.arange(len(stats))
@@ -278,8 +306,13 @@ def colour_figure(stats: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def projection_figure(points: dict[str, np.ndarray], labels: np.ndarray, classes: list[str],
-                      scores: dict[str, float] | None = None, k: int = 5) -> plt.Figure:
+def projection_figure(
+    points: dict[str, np.ndarray],
+    labels: np.ndarray,
+    classes: list[str],
+    scores: dict[str, float] | None = None,
+    k: int = 5,
+) -> plt.Figure:
     """Side-by-side 2-D scatter plots of several feature sets of the same photos, coloured by class."""
     fig, axes = plt.subplots(1, len(points), figsize=(5.5 * len(points) + 2, 5), squeeze=False)
     palette = sns.color_palette("tab20", len(classes))
@@ -307,8 +340,9 @@ def similarity_figure(similarities: dict[str, np.ndarray], threshold: float) -> 
     return fig
 
 
-def pairs_figure(left: torch.Tensor, right: torch.Tensor, titles: list[tuple[str, str]],
-                 pairs_per_row: int = 3) -> plt.Figure:
+def pairs_figure(
+    left: torch.Tensor, right: torch.Tensor, titles: list[tuple[str, str]], pairs_per_row: int = 3
+) -> plt.Figure:
     """Pairs of uint8 photos side by side (``left[i]`` next to ``right[i]``), via :func:`plots.image_grid`."""
     images = torch.stack([im for pair in zip(left, right) for im in pair])
     return image_grid(images, [t for pair in titles for t in pair], columns=2 * pairs_per_row)

@@ -1,4 +1,5 @@
 """Export a trained model to ONNX and check that the export answers like the original."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,15 @@ def to_onnx(model: FruitNet, path: str | os.PathLike) -> Path:
     example = torch.zeros(1, 3, size, size, device=next(model.parameters()).device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
-        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["image"],
-                          output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        )
     return Path(path)
 
 
@@ -36,5 +44,7 @@ def compare(model: FruitNet, path: str | os.PathLike, x: torch.Tensor) -> dict:
     """Largest logit difference and whether both give the same predicted class for every image."""
     expected = model.eval()(x).cpu().numpy()
     got = onnx_logits(path, x)
-    return {"max_abs_diff": float(np.abs(expected - got).max()),
-            "same_predictions": bool((expected.argmax(1) == got.argmax(1)).all())}
+    return {
+        "max_abs_diff": float(np.abs(expected - got).max()),
+        "same_predictions": bool((expected.argmax(1) == got.argmax(1)).all()),
+    }

@@ -10,6 +10,7 @@ the default leaves them off, as chosen on the validation split (``benchmarks/cho
 runs of the notebooks gained nothing from them, and training from scratch lost several points). Either way,
 in eval mode a FruitNet computes exactly what the original network does (``tests/test_models.py``).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,15 @@ import torchvision.models as tvm
 from torch import nn
 
 from .errors import FruitlibError
-from .weights import (LITES, RESNETS, lite_weights_file, load_into, load_state_dict_file, resnet_weights_enum,
-                      resnet_weights_file)
+from .weights import (
+    LITES,
+    RESNETS,
+    lite_weights_file,
+    load_into,
+    load_state_dict_file,
+    resnet_weights_enum,
+    resnet_weights_file,
+)
 
 BACKBONES = (*RESNETS, *LITES)
 LITE_NATIVE_SIZE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}  # trained at
@@ -101,8 +109,9 @@ def param_groups(model: FruitNet, lr: float, backbone_lr: float | None) -> list[
     """
     head = [p for p in model.head.parameters() if p.requires_grad]
     body = [p for p in model.stages.parameters() if p.requires_grad]
-    return ([{"name": "backbone", "params": body, "lr": backbone_lr}] if body else []) + \
-        [{"name": "head", "params": head, "lr": lr}]
+    return ([{"name": "backbone", "params": body, "lr": backbone_lr}] if body else []) + [
+        {"name": "head", "params": head, "lr": lr}
+    ]
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -159,8 +168,9 @@ def _lite_stages(net: nn.Module, dropout: bool) -> tuple[list[nn.Module], int]:
     return stages, net._fc.in_features
 
 
-def backbone_network(name: str, pretrained: bool, weights: str | os.PathLike | None = None,
-                     image_size: int = 224) -> tuple[nn.Module, str]:
+def backbone_network(
+    name: str, pretrained: bool, weights: str | os.PathLike | None = None, image_size: int = 224
+) -> tuple[nn.Module, str]:
     """The original torchvision / EfficientNet-Lite network (1000-class head) and where its weights came from."""
     if name in RESNETS:
         net = tvm.get_model(name, weights=None)
@@ -206,8 +216,10 @@ def resolve_backbone(name: str, weights: str | os.PathLike | None = None, image_
         return "resnet50", "auto: ResNet-50 ImageNet weights found"
     except FruitlibError:
         lite = offline_lite(image_size)
-        return lite, (f"auto: no ResNet-50 ImageNet weights here (offline?), so the offline EfficientNet-Lite{lite[-1]} "
-                      "ImageNet weights stand in - not a ResNet")
+        return lite, (
+            f"auto: no ResNet-50 ImageNet weights here (offline?), so the offline EfficientNet-Lite{lite[-1]} "
+            "ImageNet weights stand in - not a ResNet"
+        )
 
 
 def normalisation(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -215,8 +227,15 @@ def normalisation(name: str) -> tuple[tuple[float, float, float], tuple[float, f
     return (IMAGENET_MEAN, IMAGENET_STD) if name in RESNETS else (LITE_MEAN, LITE_STD)
 
 
-def wrap(name: str, net: nn.Module, classes: list[str], source: str = "", pretrained: bool = True,
-         image_size: int = 224, dropout: bool = False) -> FruitNet:
+def wrap(
+    name: str,
+    net: nn.Module,
+    classes: list[str],
+    source: str = "",
+    pretrained: bool = True,
+    image_size: int = 224,
+    dropout: bool = False,
+) -> FruitNet:
     """``net`` (as :func:`backbone_network` returns it) cut into stages, with a new head for ``classes``.
 
     ``dropout``: keep the network's own dropout and drop-connect (EfficientNet-Lite's; ResNets have none).
@@ -229,16 +248,24 @@ def wrap(name: str, net: nn.Module, classes: list[str], source: str = "", pretra
     return FruitNet(stages, dim, spec, rate)
 
 
-def build_model(classes: list[str], backbone: str = "auto", pretrained: bool = True, mode: str = "full",
-                weights: str | os.PathLike | None = None, image_size: int = 224, dropout: bool = False) -> FruitNet:
+def build_model(
+    classes: list[str],
+    backbone: str = "auto",
+    pretrained: bool = True,
+    mode: str = "full",
+    weights: str | os.PathLike | None = None,
+    image_size: int = 224,
+    dropout: bool = False,
+) -> FruitNet:
     """A backbone with a new head for ``classes``, frozen according to ``mode`` (``dropout``: see :func:`wrap`)."""
     name, _ = resolve_backbone(backbone, weights, image_size)
     net, source = backbone_network(name, pretrained, weights, image_size)
     return set_mode(wrap(name, net, classes, source, pretrained, image_size, dropout), mode)
 
 
-def imagenet_classifier(backbone: str = "auto", weights: str | os.PathLike | None = None,
-                        image_size: int = 224) -> FruitNet:
+def imagenet_classifier(
+    backbone: str = "auto", weights: str | os.PathLike | None = None, image_size: int = 224
+) -> FruitNet:
     """The pretrained network with its original 1000-class ImageNet head: what it "sees" before transfer."""
     name, _ = resolve_backbone(backbone, weights, image_size)
     net, source = backbone_network(name, True, weights, image_size)

@@ -1,4 +1,5 @@
 """Figures the notebooks show and save: curves, confusion matrices, photo grids."""
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,9 @@ def training_curves(histories: dict[str, pd.DataFrame], title: str = "") -> plt.
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
     for ax in (ax_loss, ax_acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-    fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=min(3, 2 * len(histories)),
-               fontsize=8)
+    fig.legend(
+        *ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=min(3, 2 * len(histories)), fontsize=8
+    )
     fig.suptitle(title)
     return fig
 
@@ -72,23 +74,35 @@ def confusion(matrix: np.ndarray | list, classes: list[str], title: str = "") ->
     matrix = np.asarray(matrix)
     size = 3 + 0.35 * len(classes)
     fig, ax = plt.subplots(figsize=(size + 1, size))
-    sns.heatmap(matrix, annot=len(classes) <= 25, fmt="d", cmap="Blues", cbar=False, square=True,
-                xticklabels=classes, yticklabels=classes, ax=ax, annot_kws={"fontsize": 7})
+    sns.heatmap(
+        matrix,
+        annot=len(classes) <= 25,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        square=True,
+        xticklabels=classes,
+        yticklabels=classes,
+        ax=ax,
+        annot_kws={"fontsize": 7},
+    )
     ax.set(xlabel="predicted", ylabel="true", title=title or f"confusion matrix ({matrix.sum()} photos)")
     fig.tight_layout()
     return fig
 
 
-def image_grid(images: torch.Tensor, titles: list[str], colours: list[str] | None = None,
-               columns: int = 6) -> plt.Figure:
+def image_grid(
+    images: torch.Tensor, titles: list[str], colours: list[str] | None = None, columns: int = 6
+) -> plt.Figure:
     """uint8 ``N x 3 x H x W`` photos in a grid, each with a caption above it (e.g. "true / predicted").
 
     The layout engine makes room for every caption, so no caption runs over the photo above it.
     """
     rows = max(1, -(-len(images) // columns))
     lines = max((t.count("\n") + 1 for t in titles), default=1)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, (2.1 + 0.17 * lines) * rows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.1 * columns, (2.1 + 0.17 * lines) * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title, colour in zip(axes.flat, images, titles, colours or ["black"] * len(titles)):
@@ -97,8 +111,9 @@ def image_grid(images: torch.Tensor, titles: list[str], colours: list[str] | Non
     return fig
 
 
-def accuracy_vs_data(table: pd.DataFrame, baselines: dict[str, float] | None = None,
-                     ylabel: str = "accuracy") -> plt.Figure:
+def accuracy_vs_data(
+    table: pd.DataFrame, baselines: dict[str, float] | None = None, ylabel: str = "accuracy"
+) -> plt.Figure:
     """Accuracy against training photos per class, one line per kind of run: the mean over seeds, the band their
     range (columns: per_class, run, accuracy, one row per seed). A ``per_class`` of 0 means all the photos.
     ``baselines``: name and accuracy of each reference drawn as a dashed line (e.g. the commonest class).

@@ -6,6 +6,7 @@ Kaggle) trains exactly the runs of the notebook that owns them when they are mis
 there. Each run lives in ``<runs>/<owner>/<recipe>-seed<N>``: ``04/frozen-seed0``, ``04/finetune-seed0``,
 ``05/scratch-seed0``, ``06/ship-seed0``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,14 +45,23 @@ def config(recipe: str, seed: int, settings: Settings, runs: str = "../runs") ->
     if recipe not in OWNER:
         raise ValueError(f"recipe must be one of {', '.join(OWNER)}, not {recipe!r}")
     s = settings
-    common = dict(data=s.data_dir, out=f"{runs}/{OWNER[recipe]}/{recipe}-seed{seed}", backbone=s.backbone,
-                  weights=s.weights, epochs=s.epochs, image_size=s.image_size, batch_size=s.batch_size, seed=seed,
-                  device=s.device)
+    common = dict(
+        data=s.data_dir,
+        out=f"{runs}/{OWNER[recipe]}/{recipe}-seed{seed}",
+        backbone=s.backbone,
+        weights=s.weights,
+        epochs=s.epochs,
+        image_size=s.image_size,
+        batch_size=s.batch_size,
+        seed=seed,
+        device=s.device,
+    )
     if recipe == "frozen":
         return RunConfig(**common, mode="frozen", views=s.views, lr=s.lr)
     if recipe == "ship":
-        return RunConfig(**common | {"image_size": s.ship_size, "epochs": s.ship_epochs}, mode="frozen",
-                         views=s.ship_views, lr=s.lr)
+        return RunConfig(
+            **common | {"image_size": s.ship_size, "epochs": s.ship_epochs}, mode="frozen", views=s.ship_views, lr=s.lr
+        )
     if recipe == "finetune":
         return RunConfig(**common, mode=s.finetune_mode, views=s.views, lr=s.lr, backbone_lr=s.backbone_lr)
     return RunConfig(**common, scratch=True, mode="full", lr=s.scratch_lr)
@@ -63,8 +73,10 @@ def train_or_load(recipe: str, seeds: list[int], settings: Settings, runs: str =
     configs = [config(recipe, seed, settings, runs) for seed in seeds]
     missing = [c.out for c in configs if not finished(c)]
     if missing:
-        print(f"{len(missing)} of the {len(configs)} runs of recipe {recipe!r} (notebook {OWNER[recipe]}) are not "
-              f"in {Path(missing[0]).parent} with these settings: training them now, as that notebook does")
+        print(
+            f"{len(missing)} of the {len(configs)} runs of recipe {recipe!r} (notebook {OWNER[recipe]}) are not "
+            f"in {Path(missing[0]).parent} with these settings: training them now, as that notebook does"
+        )
     return [train_run(c, overwrite=True, progress=False) if c.out in missing else load_run(c.out) for c in configs]
 
 

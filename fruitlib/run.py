@@ -9,6 +9,7 @@ The validation split is for choosing (settings, the best epoch); where the data 
 ``RunConfig.test`` is set, the final model is scored on it too and ``metrics.json`` reports it beside the
 validation score. Nothing in a run looks at the test scores.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,18 +28,42 @@ from . import __version__, plots
 from .augment import view_for
 from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .data import (CATEGORIES, Catalog, ImageTensorDataset, find_data, limit_per_class, listing_digest, make_splits,
-                   read_manifest, scan, write_manifest)
+from .data import (
+    CATEGORIES,
+    Catalog,
+    ImageTensorDataset,
+    find_data,
+    limit_per_class,
+    listing_digest,
+    make_splits,
+    read_manifest,
+    scan,
+    write_manifest,
+)
 from .distributed import World, barrier, local_batch, main_first, own_device, world
 from .errors import FruitlibError
 from .evaluate import score
 from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
 from .train import fit, pick_device, seed_everything
 
-RECORDED = ("data_root", "photos", "world_size", "global_batch_size")  # in params.json beside the settings: how the run went
+RECORDED = (
+    "data_root",
+    "photos",
+    "world_size",
+    "global_batch_size",
+)  # in params.json beside the settings: how the run went
 WHERE = ("out", "data")  # settings that say where a run and its photos were named from, not what the run is
-RUN_FILES = ("params.json", "split.csv", "skipped.csv", "model.pt", "best.pt", "history.csv", "metrics.json",
-             "curves.png", "confusion.png")
+RUN_FILES = (
+    "params.json",
+    "split.csv",
+    "skipped.csv",
+    "model.pt",
+    "best.pt",
+    "history.csv",
+    "metrics.json",
+    "curves.png",
+    "confusion.png",
+)
 DEFAULT_LR = 1e-3  # the head's learning rate in every mode (from scratch: every layer's)
 # The rate of the stages that train, as a share of the head's: pretrained stages move slower than the new head (a
 # discriminative rate). "last": 0.3, chosen on the validation split (benchmarks/choose_settings.py); "full": 0.1,
@@ -54,8 +79,12 @@ PRESETS = {"accurate": {"backbone": "efficientnet_lite0", "mode": "last", "views
 # What a RunConfig accepts: whole numbers from these lowest values (None where the field allows it), and choices.
 # 32 px is the smallest photo the networks halve five times and still see.
 LOWEST = {"epochs": 1, "image_size": 32, "batch_size": 1, "views": 0, "seed": 0, "per_class": 1}
-CHOICES = {"mode": (None, "frozen", "last", "full"), "optimizer": ("adamw", "sgd"), "labels": ("coarse", "fine"),
-           "category": CATEGORIES}
+CHOICES = {
+    "mode": (None, "frozen", "last", "full"),
+    "optimizer": ("adamw", "sgd"),
+    "labels": ("coarse", "fine"),
+    "category": CATEGORIES,
+}
 
 
 @dataclass
@@ -103,8 +132,9 @@ class RunConfig:
                 raise FruitlibError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}") from None
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise FruitlibError(f"{name} must be one of {', '.join(map(str, allowed))}, "
-                                    f"not {getattr(self, name)!r}")
+                raise FruitlibError(
+                    f"{name} must be one of {', '.join(map(str, allowed))}, not {getattr(self, name)!r}"
+                )
 
 
 def config_of(params: dict) -> RunConfig:
@@ -135,8 +165,15 @@ class FromStage(nn.Module):
         return self.model.classify(self.model.embed(x, self.start))
 
 
-def training_data(model: FruitNet, train: ImageSet, val: ImageSet, cfg: RunConfig, device: torch.device,
-                  progress: bool, here: World = World()) -> tuple[nn.Module, Dataset, Dataset]:
+def training_data(
+    model: FruitNet,
+    train: ImageSet,
+    val: ImageSet,
+    cfg: RunConfig,
+    device: torch.device,
+    progress: bool,
+    here: World = World(),
+) -> tuple[nn.Module, Dataset, Dataset]:
     """What the fit loop trains and on what: cached activations when stages are frozen, else photos.
 
     Under torchrun the views are shared out among the processes, each computed once into the cache, then read."""
@@ -145,11 +182,12 @@ def training_data(model: FruitNet, train: ImageSet, val: ImageSet, cfg: RunConfi
         model.to(device)
         if here.size > 1:
             shares = [(train.images, v) for v in range(cfg.views + 1)] + [(val.images, 0)]
-            for images, view in shares[here.rank::here.size]:
+            for images, view in shares[here.rank :: here.size]:
                 cached_activations(model, images, start, view, cfg.seed, device, progress)
             barrier(here)
-        views = [cached_activations(model, train.images, start, v, cfg.seed, device, progress)
-                 for v in range(cfg.views + 1)]
+        views = [
+            cached_activations(model, train.images, start, v, cfg.seed, device, progress) for v in range(cfg.views + 1)
+        ]
         train_ds = TensorDataset(torch.cat(views), train.labels.repeat(len(views)))
         val_ds = TensorDataset(cached_activations(model, val.images, start, 0, cfg.seed, device, progress), val.labels)
         return FromStage(model, start), train_ds, val_ds
@@ -165,19 +203,25 @@ def resumed(saved: RunConfig, given: RunConfig, asked: set[str] | None, done: in
     default, honoured = RunConfig(), {"out", "data", "device", "test", "epochs"}
     for name in RunConfig.__dataclass_fields__.keys() - honoured:
         wanted = getattr(given, name)
-        if (name in asked if asked is not None else wanted != getattr(default, name)) and wanted != getattr(saved, name):
-            raise FruitlibError(f"--resume continues {out} with its saved settings, and {name} is "
-                                f"{getattr(saved, name)!r} there, not {wanted!r}: drop the option, or train a new run "
-                                "(--out, --overwrite)")
+        if (name in asked if asked is not None else wanted != getattr(default, name)) and wanted != getattr(
+            saved, name
+        ):
+            raise FruitlibError(
+                f"--resume continues {out} with its saved settings, and {name} is "
+                f"{getattr(saved, name)!r} there, not {wanted!r}: drop the option, or train a new run "
+                "(--out, --overwrite)"
+            )
     epochs = given.epochs or saved.epochs
     if epochs < done:
         raise FruitlibError(f"{out} has trained {done} epochs already: resume with --epochs {done} or more")
-    return dataclasses.replace(saved, data=given.data or saved.data, device=given.device, epochs=epochs,
-                               test=given.test)
+    return dataclasses.replace(
+        saved, data=given.data or saved.data, device=given.device, epochs=epochs, test=given.test
+    )
 
 
-def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool, asked: set[str] | None = None,
-           main: bool = True) -> tuple[RunConfig, dict | None]:
+def _start(
+    cfg: RunConfig, out: Path, resume: bool, overwrite: bool, asked: set[str] | None = None, main: bool = True
+) -> tuple[RunConfig, dict | None]:
     """Protect an existing run unless asked to resume it or overwrite it; on resume, reuse its settings and return
     its checkpoint. Only the ``main`` process deletes a replaced run's files."""
     checkpoint = out / "model.pt"
@@ -187,13 +231,17 @@ def _start(cfg: RunConfig, out: Path, resume: bool, overwrite: bool, asked: set[
         state = load_checkpoint(checkpoint)
         made_by = state["params"].get("fruitlib")
         if made_by != __version__:
-            raise FruitlibError(f"{checkpoint} was written by fruitlib {made_by}, this is {__version__}: its training "
-                                "state does not carry over; train again (--overwrite) or use that version")
+            raise FruitlibError(
+                f"{checkpoint} was written by fruitlib {made_by}, this is {__version__}: its training "
+                "state does not carry over; train again (--overwrite) or use that version"
+            )
         saved = dataclasses.replace(config_of(state["params"]), data=state["params"]["data_root"])  # absolute
         return resumed(saved, cfg, asked, len(state["training"]["history"]), out), state
     if checkpoint.exists() and not overwrite:
-        raise FruitlibError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
-                            "or choose another --out")
+        raise FruitlibError(
+            f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it, "
+            "or choose another --out"
+        )
     for name in RUN_FILES if checkpoint.exists() and main else ():
         (out / name).unlink(missing_ok=True)  # only the run's own files: anything else in the folder stays
     return cfg, None
@@ -218,9 +266,20 @@ def run_params(cfg: RunConfig) -> dict:
     if cfg.scratch and mode != "full":
         raise FruitlibError("a network trained from scratch has nothing to freeze: use mode 'full' with --scratch")
     lr, backbone_lr = rates(cfg, mode)
-    return json.loads(json.dumps(dataclasses.asdict(cfg) | {"backbone": name, "backbone_reason": why, "mode": mode,
-                                                             "epochs": cfg.epochs or DEFAULT_EPOCHS[mode], "lr": lr,
-                                                             "backbone_lr": backbone_lr, "fruitlib": __version__}))
+    return json.loads(
+        json.dumps(
+            dataclasses.asdict(cfg)
+            | {
+                "backbone": name,
+                "backbone_reason": why,
+                "mode": mode,
+                "epochs": cfg.epochs or DEFAULT_EPOCHS[mode],
+                "lr": lr,
+                "backbone_lr": backbone_lr,
+                "fruitlib": __version__,
+            }
+        )
+    )
 
 
 def new_catalog(cfg: RunConfig) -> Catalog:
@@ -234,8 +293,12 @@ def load_run(out: str | os.PathLike) -> RunResult:
     out = Path(out)
     if not (out / "metrics.json").is_file():
         raise FruitlibError(f"{out} holds no finished run (no metrics.json): train it first")
-    return RunResult(model_from_checkpoint(out / "model.pt"), pd.read_csv(out / "history.csv"),
-                     json.loads((out / "metrics.json").read_text()), out)
+    return RunResult(
+        model_from_checkpoint(out / "model.pt"),
+        pd.read_csv(out / "history.csv"),
+        json.loads((out / "metrics.json").read_text()),
+        out,
+    )
 
 
 def finished(cfg: RunConfig) -> bool:
@@ -248,12 +311,19 @@ def finished(cfg: RunConfig) -> bool:
         return False
     params = json.loads((out / "params.json").read_text())
     wanted = {k: v for k, v in run_params(cfg).items() if k not in WHERE}
-    return ({k: v for k, v in params.items() if k not in RECORDED + WHERE} == wanted
-            and params.get("photos") == listing_digest(new_catalog(cfg)))
+    return {k: v for k, v in params.items() if k not in RECORDED + WHERE} == wanted and params.get(
+        "photos"
+    ) == listing_digest(new_catalog(cfg))
 
 
-def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-              reuse: bool = False, asked: set[str] | None = None) -> RunResult:
+def train_run(
+    cfg: RunConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    reuse: bool = False,
+    asked: set[str] | None = None,
+) -> RunResult:
     """Split, decode, build, train, evaluate and save one run; see the module docstring for the outputs.
 
     ``reuse`` (what the notebooks use, each in its own ``runs/NN`` folders): when ``cfg.out`` already holds a
@@ -276,9 +346,12 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
         catalog = read_manifest(out / "split.csv", find_data(cfg.data), checkpoint["spec"]["classes"])
     else:
         catalog = new_catalog(cfg)
-    params = run_params(cfg) | {"data_root": str(catalog.root),  # where the photos were: evaluate's default data
-                                "photos": listing_digest(catalog),  # and what they were: reuse checks both
-                                "world_size": here.size, "global_batch_size": cfg.batch_size}
+    params = run_params(cfg) | {
+        "data_root": str(catalog.root),  # where the photos were: evaluate's default data
+        "photos": listing_digest(catalog),  # and what they were: reuse checks both
+        "world_size": here.size,
+        "global_batch_size": cfg.batch_size,
+    }
     name, mode = params["backbone"], params["mode"]
     if here.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -317,22 +390,44 @@ def train_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
                 best_weights = None
             saved_at = time.perf_counter()
 
-    history = fit(module, train_ds, val_ds, epochs=params["epochs"], lr=params["lr"], batch_size=cfg.batch_size,
-                  optimizer=cfg.optimizer, seed=cfg.seed, device=device, on_epoch_end=on_epoch_end,
-                  resume=training, progress=progress,
-                  groups=param_groups(model, params["lr"], params["backbone_lr"]))
+    history = fit(
+        module,
+        train_ds,
+        val_ds,
+        epochs=params["epochs"],
+        lr=params["lr"],
+        batch_size=cfg.batch_size,
+        optimizer=cfg.optimizer,
+        seed=cfg.seed,
+        device=device,
+        on_epoch_end=on_epoch_end,
+        resume=training,
+        progress=progress,
+        groups=param_groups(model, params["lr"], params["backbone_lr"]),
+    )
     if not here.main:  # rank 0 scores the model and writes the results
         return RunResult(model, history, {}, out)
     history.to_csv(out / "history.csv", index=False)
     metrics = finish(model, val_set, test_set, history, params, out, device)
-    metrics |= {"n_train": len(train_set.labels), "seconds": round(time.perf_counter() - began, 1),
-                "world_size": here.size, "global_batch_size": cfg.batch_size}
+    metrics |= {
+        "n_train": len(train_set.labels),
+        "seconds": round(time.perf_counter() - began, 1),
+        "world_size": here.size,
+        "global_batch_size": cfg.batch_size,
+    }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return RunResult(model, history, metrics, out)
 
 
-def finish(model: FruitNet, val: ImageSet, test: ImageSet | None, history: pd.DataFrame, params: dict, out: Path,
-           device: torch.device) -> dict:
+def finish(
+    model: FruitNet,
+    val: ImageSet,
+    test: ImageSet | None,
+    history: pd.DataFrame,
+    params: dict,
+    out: Path,
+    device: torch.device,
+) -> dict:
     """Score the final model through the full network and draw the figures.
 
     Validation scores are flat (``val_accuracy``, ``n_val``, ``per_class``, ``confusion``); the test split's
@@ -345,9 +440,20 @@ def finish(model: FruitNet, val: ImageSet, test: ImageSet | None, history: pd.Da
     plots.save(plots.training_curves({spec.backbone: history}, f"{out.name}"), "curves", out)
     plots.save(plots.confusion(scores["confusion"], spec.classes), "confusion", out)
     plots.plt.close("all")
-    return {"val_accuracy": scores["accuracy"], "best_val_accuracy": float(history["val_acc"].max()),
-            "classes": spec.classes, "backbone": spec.backbone, "pretrained": spec.pretrained,
-            "weights_source": spec.weights_source, "mode": params["mode"], "epochs": int(history["epoch"].max()),
-            "image_size": spec.image_size, "n_val": scores["n_images"], "trainable_params": trainable, "total_params": total,
-            "per_class": scores["per_class"], "confusion": scores["confusion"],
-            "test": score(model, test.images, test.labels, device, predictions=True) if test is not None else None}
+    return {
+        "val_accuracy": scores["accuracy"],
+        "best_val_accuracy": float(history["val_acc"].max()),
+        "classes": spec.classes,
+        "backbone": spec.backbone,
+        "pretrained": spec.pretrained,
+        "weights_source": spec.weights_source,
+        "mode": params["mode"],
+        "epochs": int(history["epoch"].max()),
+        "image_size": spec.image_size,
+        "n_val": scores["n_images"],
+        "trainable_params": trainable,
+        "total_params": total,
+        "per_class": scores["per_class"],
+        "confusion": scores["confusion"],
+        "test": score(model, test.images, test.labels, device, predictions=True) if test is not None else None,
+    }

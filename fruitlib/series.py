@@ -1,4 +1,5 @@
 """Execute the numbered notebooks with papermill, in order, into a run folder (never over the sources)."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,10 @@ def notebooks_folder(given: str | os.PathLike | None = None) -> Path:
     """The numbered notebooks: ``given``, else the checkout's ``notebooks/``; they do not ship with the package."""
     folder = Path(given) if given else (checkout() / "notebooks" if checkout() else None)
     if folder is None or not folder.is_dir():
-        raise FruitlibError(f"no notebooks folder {folder or 'here'}: the notebooks come with the repository, not "
-                            "the package; clone it and run the series there, or pass --notebooks FOLDER")
+        raise FruitlibError(
+            f"no notebooks folder {folder or 'here'}: the notebooks come with the repository, not "
+            "the package; clone it and run the series there, or pass --notebooks FOLDER"
+        )
     return folder
 
 
@@ -39,8 +42,10 @@ def notebook_parameters(params: dict, notebook: Path) -> dict:
     section = params.get(number) or (params.get(int(number)) if number.isdigit() else None) or {}  # YAML: 04 is 4
     unknown = sorted(set(section) - set(declared))
     if unknown:
-        raise FruitlibError(f"{notebook.name} has no parameter {', '.join(unknown)} (section \"{number}\" of the "
-                            f"parameters file); it declares: {', '.join(declared)}")
+        raise FruitlibError(
+            f'{notebook.name} has no parameter {", ".join(unknown)} (section "{number}" of the '
+            f"parameters file); it declares: {', '.join(declared)}"
+        )
     wanted = {k: v for k, v in params.items() if not isinstance(v, dict)} | section
     return {k: v for k, v in wanted.items() if k in declared}
 
@@ -59,8 +64,12 @@ def series_parameters(params: dict, notebooks: list[Path], every: list[Path]) ->
     return {notebook: notebook_parameters(params, notebook) for notebook in notebooks}
 
 
-def run_series(out: str | os.PathLike = "runs/series", params_file: str | None = None,
-               only: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
+def run_series(
+    out: str | os.PathLike = "runs/series",
+    params_file: str | None = None,
+    only: list[str] | None = None,
+    folder: str | os.PathLike | None = None,
+) -> list[Path]:
     """Run every ``NN-*.ipynb`` of :func:`notebooks_folder` (or those whose name starts with one of ``only``);
     print each run time."""
     papermill = papermill_module()
@@ -82,11 +91,18 @@ def run_series(out: str | os.PathLike = "runs/series", params_file: str | None =
         began = time.perf_counter()
         target = out / notebook.name
         try:
-            papermill.execute_notebook(str(notebook), str(target), parameters=parameters[notebook],
-                                       cwd=str(source), kernel_name="python3", progress_bar=False)
+            papermill.execute_notebook(
+                str(notebook),
+                str(target),
+                parameters=parameters[notebook],
+                cwd=str(source),
+                kernel_name="python3",
+                progress_bar=False,
+            )
         except papermill.PapermillExecutionError as error:
-            raise FruitlibError(f"{notebook.name} failed in cell {error.exec_count} ({error.ename}: "
-                                f"{error.evalue}); see {target}") from None
+            raise FruitlibError(
+                f"{notebook.name} failed in cell {error.exec_count} ({error.ename}: {error.evalue}); see {target}"
+            ) from None
         print(f"{notebook.name}: {time.perf_counter() - began:.0f} s -> {target}", flush=True)
         written.append(target)
     return written

@@ -7,6 +7,7 @@ instead (a cluster bootstrap), which gives the wider, honest interval where burs
 draw: several seeds show how much the same recipe moves. A comparison calls one recipe better than another only
 when their intervals do not overlap *and* every seed of the one beats every seed of the other.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,9 @@ def describe(accuracy: float, n: int) -> str:
     return f"{accuracy:.1%} (95% interval {100 * low:.1f}-{100 * high:.1f}%, {n:,} photos)"
 
 
-def burst_interval(correct: np.ndarray, bursts: np.ndarray, confidence: float = 0.95, draws: int = 2000,
-                   seed: int = 0) -> tuple[float, float]:
+def burst_interval(
+    correct: np.ndarray, bursts: np.ndarray, confidence: float = 0.95, draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile-bootstrap interval of a mean accuracy that draws whole bursts of photos, never single photos.
 
     ``correct``: one row per seed (or one row), one column per photo, true where the photo was recognised;
@@ -53,15 +55,25 @@ def over_seeds(accuracies: dict[str, list[float]], n: int, bursts: Intervals | N
     for name, values in accuracies.items():
         mean = float(np.mean(values))
         low, high = wilson(mean, n)
-        rows[name] = {"seeds": len(values), "mean %": 100 * mean, "lowest seed %": 100 * min(values),
-                      "highest seed %": 100 * max(values), "95% low %": 100 * low, "95% high %": 100 * high}
+        rows[name] = {
+            "seeds": len(values),
+            "mean %": 100 * mean,
+            "lowest seed %": 100 * min(values),
+            "highest seed %": 100 * max(values),
+            "95% low %": 100 * low,
+            "95% high %": 100 * high,
+        }
         if bursts is not None:
             rows[name] |= {"bursts low %": 100 * bursts[name][0], "bursts high %": 100 * bursts[name][1]}
     return pd.DataFrame(rows).T.astype({"seeds": int}).round(1)
 
 
-def separated(better: list[float], worse: list[float], n: int,
-              intervals: tuple[tuple[float, float], tuple[float, float]] | None = None) -> bool:
+def separated(
+    better: list[float],
+    worse: list[float],
+    n: int,
+    intervals: tuple[tuple[float, float], tuple[float, float]] | None = None,
+) -> bool:
     """Whether ``better`` beats ``worse`` clearly: intervals of the means apart (Wilson's, or the given
     ``(better's, worse's)``), and no seed overlap."""
     low = intervals[0][0] if intervals else wilson(float(np.mean(better)), n)[0]
@@ -72,7 +84,9 @@ def separated(better: list[float], worse: list[float], n: int,
 def compare(name_a: str, a: list[float], name_b: str, b: list[float], n: int, bursts: Intervals | None = None) -> str:
     """A sentence that says which recipe is better only where :func:`separated` says so; with ``bursts`` (both
     names' intervals), those intervals must be apart, not Wilson's."""
-    (high, lo), (name_hi, name_lo) = ((a, b), (name_a, name_b)) if np.mean(a) >= np.mean(b) else ((b, a), (name_b, name_a))
+    (high, lo), (name_hi, name_lo) = (
+        ((a, b), (name_a, name_b)) if np.mean(a) >= np.mean(b) else ((b, a), (name_b, name_a))
+    )
     shown = [round(100 * float(np.mean(x)), 1) for x in (high, lo)]  # the gap between the numbers as printed
     gap = shown[0] - shown[1]
     numbers = f"{shown[0]:.1f}% against {shown[1]:.1f}% on {n:,} photos ({len(high)} and {len(lo)} seeds)"
@@ -80,5 +94,7 @@ def compare(name_a: str, a: list[float], name_b: str, b: list[float], n: int, bu
     kind = "burst intervals" if bursts else "intervals"
     if separated(high, lo, n, intervals):
         return f"{name_hi} beats {name_lo} by {gap:.1f} points: {numbers}; the {kind} are apart and no seed overlaps."
-    return (f"{name_hi} and {name_lo} are within noise of each other: {numbers}, {gap:.1f} points apart; "
-            f"the {kind} overlap or the seeds interleave, so neither is shown better.")
+    return (
+        f"{name_hi} and {name_lo} are within noise of each other: {numbers}, {gap:.1f} points apart; "
+        f"the {kind} overlap or the seeds interleave, so neither is shown better."
+    )

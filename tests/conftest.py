@@ -2,6 +2,7 @@
 
 Every image the tests use is generated here (PIL, a few dozen pixels), never copied into the repository.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,10 @@ torch.set_num_threads(1)
 
 # Three colours far apart, so a tiny frozen network separates the classes in a couple of epochs.
 COLOURS = {"apple": (205, 35, 40), "banana": (235, 215, 50), "kiwi": (60, 150, 45)}
-GROCERY_HEADER = ("Class Name (str),Class ID (int),Coarse Class Name (str),Coarse Class ID (int),"
-                  "Iconic Image Path (str),Product Description Path (str)")
+GROCERY_HEADER = (
+    "Class Name (str),Class ID (int),Coarse Class Name (str),Coarse Class ID (int),"
+    "Iconic Image Path (str),Product Description Path (str)"
+)
 # (category, coarse name, coarse id, fine name or None, fine id)
 GROCERY_CLASSES = [
     ("Fruit", "Apple", 0, "Golden-Delicious", 0),
@@ -32,14 +35,21 @@ GROCERY_CLASSES = [
     ("Vegetables", "Carrot", 3, None, 4),
     ("Vegetables", "Potato", 4, None, 5),
 ]
-GROCERY_COLOURS = {"Golden-Delicious": (230, 200, 60), "Granny-Smith": (120, 200, 60), "Banana": (240, 230, 40),
-                   "Kiwi": (90, 70, 40), "Carrot": (240, 120, 20), "Potato": (180, 150, 110)}
+GROCERY_COLOURS = {
+    "Golden-Delicious": (230, 200, 60),
+    "Granny-Smith": (120, 200, 60),
+    "Banana": (240, 230, 40),
+    "Kiwi": (90, 70, 40),
+    "Carrot": (240, 120, 20),
+    "Potato": (180, 150, 110),
+}
 GROCERY_COUNTS = {"train": 4, "val": 2}
 MISSING_LISTED = "train/Fruit/Kiwi/Kiwi_099.jpg"  # listed in train.txt, not on disk
 
 
-def make_photo(path: Path, colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (40, 30),
-               fmt: str | None = None) -> Path:
+def make_photo(
+    path: Path, colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (40, 30), fmt: str | None = None
+) -> Path:
     """A ``size`` (width, height) photo of one colour with Gaussian noise, saved as JPEG unless ``fmt`` says."""
     rng = np.random.default_rng(seed)
     pixels = np.clip(np.array(colour, float) + rng.normal(0, 18, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
@@ -64,8 +74,10 @@ def make_grocery_data(root: Path, counts: dict[str, int] = GROCERY_COUNTS) -> Pa
     for category, coarse, coarse_id, fine, fine_id in GROCERY_CLASSES:
         name = fine or coarse
         folder = f"{category}/{coarse}/{fine}" if fine else f"{category}/{coarse}"
-        rows.append(f"{name},{fine_id},{coarse},{coarse_id},/iconic-images-and-descriptions/{folder}/{name}_Iconic.jpg,"
-                    f"/iconic-images-and-descriptions/{folder}/{name}_Description.txt")
+        rows.append(
+            f"{name},{fine_id},{coarse},{coarse_id},/iconic-images-and-descriptions/{folder}/{name}_Iconic.jpg,"
+            f"/iconic-images-and-descriptions/{folder}/{name}_Description.txt"
+        )
         for split, n in counts.items():
             for i in range(1, n + 1):
                 relative = f"{split}/{folder}/{name}_{i:03d}.jpg"
@@ -134,8 +146,16 @@ def tiny_run(tmp_path_factory):
         mp.setenv("FRUITLIB_CACHE", str(base / "cache"))
         mp.delenv("FRUITLIB_DATA", raising=False)
         mp.delenv("FRUITLIB_WEIGHTS", raising=False)
-        cfg = RunConfig(data=str(data), out=str(base / "run"), backbone="efficientnet_lite0", epochs=2,
-                        image_size=32, batch_size=8, views=1, device="cpu")
+        cfg = RunConfig(
+            data=str(data),
+            out=str(base / "run"),
+            backbone="efficientnet_lite0",
+            epochs=2,
+            image_size=32,
+            batch_size=8,
+            views=1,
+            device="cpu",
+        )
         train_run(cfg, progress=False)
     return base / "run", data
 

@@ -1,4 +1,5 @@
 """fruitlib.augment: the training and evaluation views, checked against torchvision's own functions."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,9 @@ SCALE, RATIO = (0.35, 1.0), (3 / 4, 4 / 3)
 
 
 def photo(height: int = 40, width: int = 40, seed: int = 0, channels_last: bool = True) -> torch.Tensor:
-    image = torch.randint(0, 256, (1, 3, height, width), generator=torch.Generator().manual_seed(seed),
-                          dtype=torch.uint8)
+    image = torch.randint(
+        0, 256, (1, 3, height, width), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8
+    )
     return (image.contiguous(memory_format=torch.channels_last) if channels_last else image)[0]
 
 
@@ -57,8 +59,12 @@ def test_when_no_box_fits_the_fallback_is_torchvisions(height, width):
 def test_the_colour_matrices_are_torchvisions_brightness_contrast_saturation():
     image = torch.rand(2, 3, 16, 16) * 0.4 + 0.3  # mid-range: no step clamps, so the two must agree
     factors = torch.tensor([[1.15, 0.85, 1.2], [0.8, 1.2, 0.9]])
-    expected = torch.stack([TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(x, b), c), s)
-                            for x, (b, c, s) in zip(image, factors.tolist())])
+    expected = torch.stack(
+        [
+            TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(x, b), c), s)
+            for x, (b, c, s) in zip(image, factors.tolist())
+        ]
+    )
     means = torch.einsum("c,nchw->n", torch.tensor(GREY, dtype=torch.float32), image) / (16 * 16)
     matrices = torch.tensor(jitter_matrices(factors.double().numpy(), means.double().numpy()), dtype=torch.float32)
     ones = torch.ones(2, 1, 16, 16)
@@ -127,8 +133,10 @@ def test_a_batch_equals_the_views_of_each_photo():
 def test_make_loader_shuffles_like_a_data_loader():
     dataset = ImageTensorDataset(torch.zeros(10, 3, 4, 4, dtype=torch.uint8), torch.arange(10))
     ours = [y.tolist() for _, y in make_loader(dataset, 4, shuffle=True, generator=torch.Generator().manual_seed(3))]
-    theirs = [y.tolist() for _, y in torch.utils.data.DataLoader(dataset, 4, shuffle=True,
-                                                                 generator=torch.Generator().manual_seed(3))]
+    theirs = [
+        y.tolist()
+        for _, y in torch.utils.data.DataLoader(dataset, 4, shuffle=True, generator=torch.Generator().manual_seed(3))
+    ]
     assert ours == theirs and [len(b) for b in ours] == [4, 4, 2]
 
 

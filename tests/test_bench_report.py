@@ -1,4 +1,5 @@
 """The benchmark's verdicts (benchmarks/report.py) on made-up figures: no timing happens here."""
+
 import sys
 from pathlib import Path
 
@@ -18,8 +19,14 @@ def test_a_verdict_passes_only_when_every_repeat_meets_the_target():
 
 def frozen(total: float, floors: list[float]) -> dict:
     run = {"total_s": total, "decode_s": 1.0, "features_s": total - 2.0, "head_s": 1.0, "epochs": 100}
-    return {"fixed_features_cold": run, "fixed_features_warm_images": run, "floor_s_each": floors,
-            "floor_s": sum(floors) / len(floors), "images": 1253, "default_run_backbone_passes": 2.0}
+    return {
+        "fixed_features_cold": run,
+        "fixed_features_warm_images": run,
+        "floor_s_each": floors,
+        "floor_s": sum(floors) / len(floors),
+        "images": 1253,
+        "default_run_backbone_passes": 2.0,
+    }
 
 
 def test_a_floor_that_the_pipeline_beats_is_not_called_a_floor():
@@ -29,11 +36,20 @@ def test_a_floor_that_the_pipeline_beats_is_not_called_a_floor():
 
 
 def recipe(accuracies: list[float], seconds: list[float]) -> dict:
-    points = [{"elapsed_s": s, "val_accuracy": a, "images": 64 * (i + 1)}
-              for i, (a, s) in enumerate(zip(accuracies, seconds))]
-    return {"images_per_s": {"decoded": 5.0, "cached": 5.1}, "n_train": 1000, "val_pass_s": 4.0, "image_size": 224,
-            "batch_images_per_s": {"decoded": [4.9, 5.1], "cached": [5.0, 5.2]}, "cached_epoch_s": 200.0,
-            "points": points, "time_to_model_s": 6000.0, "epochs_run": 0.3}
+    points = [
+        {"elapsed_s": s, "val_accuracy": a, "images": 64 * (i + 1)} for i, (a, s) in enumerate(zip(accuracies, seconds))
+    ]
+    return {
+        "images_per_s": {"decoded": 5.0, "cached": 5.1},
+        "n_train": 1000,
+        "val_pass_s": 4.0,
+        "image_size": 224,
+        "batch_images_per_s": {"decoded": [4.9, 5.1], "cached": [5.0, 5.2]},
+        "cached_epoch_s": 200.0,
+        "points": points,
+        "time_to_model_s": 6000.0,
+        "epochs_run": 0.3,
+    }
 
 
 DEFAULT = {"val_accuracy": 0.8, "wall_s": 40.0, "epoch_s": 0.1, "epoch_s_all": [0.1, 0.12], "epochs": 100}

@@ -1,4 +1,5 @@
 """Fast checks of fruitlib.blocks: our blocks match torchvision's, and the measuring tools behave."""
+
 import functools
 import math
 
@@ -13,8 +14,9 @@ from fruitlib import blocks
 def tv_basic(in_ch: int, out_ch: int, stride: int) -> tv.BasicBlock:
     downsample = None
     if stride != 1 or in_ch != out_ch:
-        downsample = torch.nn.Sequential(torch.nn.Conv2d(in_ch, out_ch, 1, stride, bias=False),
-                                         torch.nn.BatchNorm2d(out_ch))
+        downsample = torch.nn.Sequential(
+            torch.nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), torch.nn.BatchNorm2d(out_ch)
+        )
     return tv.BasicBlock(in_ch, out_ch, stride, downsample)
 
 
@@ -56,9 +58,14 @@ def test_bottleneck_that_keeps_its_shape_has_no_projection():
     assert torch.allclose(ours.eval()(x), theirs.eval()(x), atol=1e-6)
 
 
-@pytest.mark.parametrize("make", [lambda s: blocks.BasicBlock(8, 8, skip=s),
-                                  lambda s: blocks.BasicBlock(8, 16, stride=2, skip=s),
-                                  lambda s: blocks.Bottleneck(32, 8, skip=s)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: blocks.BasicBlock(8, 8, skip=s),
+        lambda s: blocks.BasicBlock(8, 16, stride=2, skip=s),
+        lambda s: blocks.Bottleneck(32, 8, skip=s),
+    ],
+)
 def test_skip_false_removes_the_shortcut(make):
     torch.manual_seed(0)
     residual, plain = make(True).eval(), make(False).eval()
@@ -127,7 +134,10 @@ def test_stage_parameters_share_out_the_whole_network():
 def test_the_diagram_draws_both_blocks_with_the_shortcut_and_the_final_relu():
     fig = blocks.diagram()
     texts = [[t.get_text() for t in ax.texts] for ax in fig.axes]
-    assert [ax.get_title() for ax in fig.axes] == ["basic block (ResNet-18, 34)", "bottleneck block (ResNet-50, 101, 152)"]
+    assert [ax.get_title() for ax in fig.axes] == [
+        "basic block (ResNet-18, 34)",
+        "bottleneck block (ResNet-50, 101, 152)",
+    ]
     for words in texts:
         assert "+" in words and "ReLU" in words and any("shortcut" in w for w in words)
     convs = [sum(w.split(",")[0].endswith("conv") for w in words) for words in texts]  # layer boxes: "3x3 conv, 64"

@@ -1,4 +1,5 @@
 """fruitlib.cache: photos decoded once, activations computed once, bad files skipped, stale entries rebuilt."""
+
 from __future__ import annotations
 
 import os
@@ -127,8 +128,10 @@ def test_photos_that_make_pillow_raise_anything_are_skipped(folder_data, monkeyp
     monkeypatch.setattr(cache, "decode", fragile)
     found = cache.decode_all(paths, 20, progress=False)
     assert found["keep"].tolist() == [2, 3]
-    assert [reason for _, reason in found["skipped"]] == ["unreadable or truncated image (EOFError)",
-                                                          "unreadable or truncated image (struct.error)"]
+    assert [reason for _, reason in found["skipped"]] == [
+        "unreadable or truncated image (EOFError)",
+        "unreadable or truncated image (struct.error)",
+    ]
 
 
 def test_decoding_threads_follow_the_affinity_and_the_container_quota(tmp_path):
@@ -300,6 +303,7 @@ def test_remember_computes_once_per_settings_and_version(isolated, monkeypatch):
         def compute():
             calls.append(value)
             return {"history": {"val_acc": [0.5, value]}, "test": value}
+
         return compute
 
     first = cache.remember("nb-experiment", {"seed": 0, "photos": "abc"}, make(0.7))

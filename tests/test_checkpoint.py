@@ -1,4 +1,5 @@
 """fruitlib.checkpoint: atomic saves, safe loading, one-line errors, identical predictions after a reload."""
+
 from __future__ import annotations
 
 import pytest

@@ -3,6 +3,7 @@
 Most checks call ``cli.main`` in-process (fast); a few run ``python -m fruitlib`` for real, one of them end to
 end on the Grocery Store photos in ``../shared/data`` when they are there.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,14 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 def python_m_fruitlib(*args: str, timeout: float = 120, cwd: Path = REPO) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "fruitlib", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "fruitlib", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+    )
 
 
 def assert_one_line_error(code: int, err: str, *words: str) -> None:
@@ -48,8 +55,24 @@ def assert_one_line_error(code: int, err: str, *words: str) -> None:
 
 def test_train_prints_a_summary_and_writes_the_run(capsys, folder_data, tmp_path):
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(capsys, "train", "--data", folder_data, "--out", out, "--backbone", "efficientnet_lite0",
-                              "--epochs", "1", "--image-size", "32", "--views", "0", "--device", "cpu")
+    code, stdout, _ = run_cli(
+        capsys,
+        "train",
+        "--data",
+        folder_data,
+        "--out",
+        out,
+        "--backbone",
+        "efficientnet_lite0",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--views",
+        "0",
+        "--device",
+        "cpu",
+    )
     assert code == 0
     assert "efficientnet_lite0 (pretrained, frozen): validation accuracy" in stdout and str(out) in stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -74,26 +97,70 @@ def test_evaluate_json_is_one_object_with_the_scores(capsys, tiny_run):
 
 def test_evaluate_json_stays_json_when_photos_are_skipped(capsys, grocery_data, tmp_path):
     out = tmp_path / "run"
-    assert cli.main(["train", "--data", str(grocery_data), "--out", str(out), "--backbone", "efficientnet_lite0",
-                     "--epochs", "1", "--image-size", "32", "--views", "0", "--device", "cpu"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(grocery_data),
+                "--out",
+                str(out),
+                "--backbone",
+                "efficientnet_lite0",
+                "--epochs",
+                "1",
+                "--image-size",
+                "32",
+                "--views",
+                "0",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     broken = grocery_data / "dataset" / "val" / "Fruit" / "Banana" / "Banana_001.jpg"
     broken.write_bytes(b"not a jpeg any more")
-    code, stdout, stderr = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", grocery_data,
-                                   "--json")
+    code, stdout, stderr = run_cli(
+        capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", grocery_data, "--json"
+    )
     assert code == 0
     scores = json.loads(stdout)
     assert scores["n_images"] == 7 and scores["per_class"]["Banana"]["support"] == 1
     assert "skipped 1" in stderr  # the summary is still shown, beside the JSON
 
 
-def test_train_reports_the_test_split_with_its_interval_and_takes_the_new_options(capsys, grocery_data_with_test,
-                                                                                  tmp_path):
+def test_train_reports_the_test_split_with_its_interval_and_takes_the_new_options(
+    capsys, grocery_data_with_test, tmp_path
+):
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(capsys, "train", "--data", grocery_data_with_test, "--out", out, "--backbone",
-                              "efficientnet_lite0", "--mode", "last", "--lr", "0.002", "--backbone-lr", "0.0005",
-                              "--dropout", "--test", "--epochs", "1", "--image-size", "32", "--views", "0",
-                              "--device", "cpu")
+    code, stdout, _ = run_cli(
+        capsys,
+        "train",
+        "--data",
+        grocery_data_with_test,
+        "--out",
+        out,
+        "--backbone",
+        "efficientnet_lite0",
+        "--mode",
+        "last",
+        "--lr",
+        "0.002",
+        "--backbone-lr",
+        "0.0005",
+        "--dropout",
+        "--test",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--views",
+        "0",
+        "--device",
+        "cpu",
+    )
     assert code == 0
     assert "\ntest accuracy " in stdout and "95% interval" in stdout and "12 photos" in stdout
     params = json.loads((out / "params.json").read_text())
@@ -132,7 +199,9 @@ def test_error_bad_checkpoint(capsys, tmp_path, folder_data):
     bad.write_bytes(np.random.default_rng(0).bytes(2000))
     code, _, err = run_cli(capsys, "evaluate", "--checkpoint", bad, "--data", folder_data)
     assert_one_line_error(code, err, str(bad))
-    code, _, err = run_cli(capsys, "predict", "--checkpoint", tmp_path / "missing.pt", folder_data / "kiwi" / "kiwi_00.jpg")
+    code, _, err = run_cli(
+        capsys, "predict", "--checkpoint", tmp_path / "missing.pt", folder_data / "kiwi" / "kiwi_00.jpg"
+    )
     assert_one_line_error(code, err, "missing.pt")
 
 
@@ -185,14 +254,33 @@ def test_python_m_fruitlib_errors_without_traceback(tmp_path):
     assert done.stdout == ""
 
 
-@pytest.mark.skipif(not GROCERY.is_dir(), reason=f"no Grocery Store photos at {GROCERY} (the shared data is "
-                                                 "cloned next to the repository in CI)")
+@pytest.mark.skipif(
+    not GROCERY.is_dir(),
+    reason=f"no Grocery Store photos at {GROCERY} (the shared data is cloned next to the repository in CI)",
+)
 def test_end_to_end_on_grocery_store_photos(tmp_path):
     began = time.perf_counter()
     out = tmp_path / "run"
-    done = python_m_fruitlib("train", "--data", GROCERY, "--out", out, "--backbone", "efficientnet_lite0", "--epochs",
-                             "2", "--image-size", "64", "--views", "0", "--device", "cpu", "--test", timeout=300,
-                             cwd=tmp_path)
+    done = python_m_fruitlib(
+        "train",
+        "--data",
+        GROCERY,
+        "--out",
+        out,
+        "--backbone",
+        "efficientnet_lite0",
+        "--epochs",
+        "2",
+        "--image-size",
+        "64",
+        "--views",
+        "0",
+        "--device",
+        "cpu",
+        "--test",
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "validation accuracy" in done.stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -223,8 +311,9 @@ def test_a_preset_sets_its_values_and_options_given_win():
     preset = cli.PRESETS["accurate"]
     cfg = cli.train_config(cli.parser().parse_args(["train", "--out", "x", "--preset", "accurate"]))
     assert all(getattr(cfg, k) == v for k, v in preset.items())
-    cfg = cli.train_config(cli.parser().parse_args(["train", "--out", "x", "--preset", "accurate", "--views", "1",
-                                                    "--seed", "3"]))
+    cfg = cli.train_config(
+        cli.parser().parse_args(["train", "--out", "x", "--preset", "accurate", "--views", "1", "--seed", "3"])
+    )
     assert cfg.views == 1 and cfg.seed == 3 and cfg.backbone == preset["backbone"] and cfg.mode == preset["mode"]
     plain = cli.train_config(cli.parser().parse_args(["train", "--out", "x"]))
     assert plain == cli.RunConfig(out="x", test=False)  # RunConfig's defaults, but the test split only on request
@@ -236,29 +325,42 @@ def test_the_accurate_preset_is_a_candidate_its_search_tried(monkeypatch):
     assert cli.PRESETS["accurate"] in choose_settings.ACCURATE.values()  # benchmarks/README.md has the search
 
 
-@pytest.mark.parametrize("option, value, allowed", [
-    ("--epochs", "0", "epochs must be at least 1"), ("--epochs", "-3", "epochs must be at least 1"),
-    ("--image-size", "0", "image_size must be at least 32"), ("--batch-size", "0", "batch_size must be at least 1"),
-    ("--per-class", "-1", "per_class must be at least 1"), ("--per-class", "0", "per_class must be at least 1"),
-    ("--views", "-1", "views must be at least 0"), ("--seed", "-2", "seed must be at least 0"),
-    ("--lr", "0", "lr must be above 0"), ("--backbone-lr=-1e-3", None, "backbone_lr must be at least 0"),
-    ("--epochs", "ten", "--epochs: invalid int value"), ("--mode", "half", "--mode: invalid choice"),
-    ("--device", "gpu", "device must be auto, cpu, cuda, cuda:N or mps"),
-])
-def test_every_bad_train_option_is_one_line_saying_what_is_allowed(capsys, folder_data, tmp_path, option, value,
-                                                                   allowed):
+@pytest.mark.parametrize(
+    "option, value, allowed",
+    [
+        ("--epochs", "0", "epochs must be at least 1"),
+        ("--epochs", "-3", "epochs must be at least 1"),
+        ("--image-size", "0", "image_size must be at least 32"),
+        ("--batch-size", "0", "batch_size must be at least 1"),
+        ("--per-class", "-1", "per_class must be at least 1"),
+        ("--per-class", "0", "per_class must be at least 1"),
+        ("--views", "-1", "views must be at least 0"),
+        ("--seed", "-2", "seed must be at least 0"),
+        ("--lr", "0", "lr must be above 0"),
+        ("--backbone-lr=-1e-3", None, "backbone_lr must be at least 0"),
+        ("--epochs", "ten", "--epochs: invalid int value"),
+        ("--mode", "half", "--mode: invalid choice"),
+        ("--device", "gpu", "device must be auto, cpu, cuda, cuda:N or mps"),
+    ],
+)
+def test_every_bad_train_option_is_one_line_saying_what_is_allowed(
+    capsys, folder_data, tmp_path, option, value, allowed
+):
     given = [option] if value is None else [option, value]
     code, _, err = run_cli(capsys, "train", "--data", folder_data, "--out", tmp_path / "run", *given)
     assert_one_line_error(code, err, allowed)
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
-@pytest.mark.parametrize("args, allowed", [
-    (["predict", "--checkpoint", "{ckpt}", "--top-k", "0", "{photo}"], "--top-k: must be at least 1"),
-    (["evaluate", "--checkpoint", "{ckpt}", "--split", "tests"], "--split: invalid choice"),
-    (["evaluate"], "--checkpoint"),
-    (["fly"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, allowed",
+    [
+        (["predict", "--checkpoint", "{ckpt}", "--top-k", "0", "{photo}"], "--top-k: must be at least 1"),
+        (["evaluate", "--checkpoint", "{ckpt}", "--split", "tests"], "--split: invalid choice"),
+        (["evaluate"], "--checkpoint"),
+        (["fly"], "invalid choice"),
+    ],
+)
 def test_bad_options_of_the_other_commands_are_one_line(capsys, tiny_run, args, allowed):
     out, data = tiny_run
     photo = next((data / "apple").glob("*.jpg"))

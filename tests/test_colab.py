@@ -1,4 +1,5 @@
 """The notebooks' first code cell installs fruitlib on Colab or Kaggle, and does nothing where it is installed."""
+
 from __future__ import annotations
 
 import importlib.util

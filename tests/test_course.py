@@ -1,4 +1,5 @@
 """The course around the notebooks: reading load, answers for every exercise, no unfilled template, shared links."""
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,10 @@ def test_no_template_token_is_left_in_the_prose_or_the_outputs(notebook):
 
 def test_the_template_check_catches_a_leftover_token():
     assert TEMPLATE.findall("the maps show GRADCAM_READING here, {{ value }} and TODO") == [
-        "GRADCAM_READING", "{{ value }}", "TODO"]
+        "GRADCAM_READING",
+        "{{ value }}",
+        "TODO",
+    ]
     assert TEMPLATE.findall("ImageNet's 1000 classes, ONNX and t-SNE") == []
 
 
@@ -76,15 +80,35 @@ def test_every_notebook_header_links_to_the_teaching_plan(notebook):
 
 def test_the_glossary_defines_the_terms_a_beginner_meets_first():
     glossary = (ROOT / "docs" / "glossary.md").read_text().lower()
-    for term in ("epoch", "loss", "cross-entropy", "logits", "softmax", "pooling", "batch norm", "probe", "t-sne",
-                 "principal component", "fine-tuning", "fixed feature extractor", "validation", "burst"):
+    for term in (
+        "epoch",
+        "loss",
+        "cross-entropy",
+        "logits",
+        "softmax",
+        "pooling",
+        "batch norm",
+        "probe",
+        "t-sne",
+        "principal component",
+        "fine-tuning",
+        "fixed feature extractor",
+        "validation",
+        "burst",
+    ):
         assert f"**{term}" in glossary, f"the glossary has no entry for {term}"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
 def test_every_figure_output_has_alt_text_that_says_what_it_shows(notebook):
-    figures = [(i, o) for i, c in enumerate(json.loads(notebook.read_text())["cells"]) for o in c.get("outputs", [])
-               if any(k.startswith("image/") for k in o.get("data", {}))]
-    alts = {i: [m.get("alt", "") for k, m in o.get("metadata", {}).items() if k.startswith("image/")] for i, o in figures}
+    figures = [
+        (i, o)
+        for i, c in enumerate(json.loads(notebook.read_text())["cells"])
+        for o in c.get("outputs", [])
+        if any(k.startswith("image/") for k in o.get("data", {}))
+    ]
+    alts = {
+        i: [m.get("alt", "") for k, m in o.get("metadata", {}).items() if k.startswith("image/")] for i, o in figures
+    }
     missing = {i: a for i, a in alts.items() if not a or len(a[0].split()) < 6 or re.search(r"\.(png|jpe?g)\b", a[0])}
     assert missing == {}, "display figures with fruitlib.plots.show(fig, alt, ...): a sentence saying what it shows"

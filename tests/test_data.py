@@ -1,4 +1,5 @@
 """fruitlib.data: finding and listing photos, both layouts, splits, decoding and transforms."""
+
 from __future__ import annotations
 
 import os
@@ -148,8 +149,14 @@ def test_grocery_coarse_labels_official_splits_and_vegetables_filtered(grocery_d
     assert catalog.layout == "grocery"
     assert catalog.classes == ["Apple", "Banana", "Kiwi"]
     counts = catalog.table.groupby(["split", "class_name"]).size().to_dict()
-    assert counts == {("train", "Apple"): 8, ("train", "Banana"): 4, ("train", "Kiwi"): 4,
-                      ("val", "Apple"): 4, ("val", "Banana"): 2, ("val", "Kiwi"): 2}
+    assert counts == {
+        ("train", "Apple"): 8,
+        ("train", "Banana"): 4,
+        ("train", "Kiwi"): 4,
+        ("val", "Apple"): 4,
+        ("val", "Banana"): 2,
+        ("val", "Kiwi"): 2,
+    }
     assert not catalog.table["path"].str.contains("Vegetables").any()
     assert all(Path(p).is_file() for p in catalog.table["path"])
     apples = catalog.table[catalog.table["path"].str.contains("Granny-Smith")]
@@ -283,10 +290,17 @@ def test_manifest_has_relative_paths(folder_data, tmp_path):
 
 
 def test_skipped_summary_groups_reasons():
-    summary = data.skipped_summary([("a.txt", "not an image file"), ("b.txt", "not an image file"),
-                                    ("c.jpg", "unreadable or truncated image (OSError)")])
-    assert summary.splitlines() == ["skipped 2 (not an image file), e.g. a.txt",
-                                    "skipped 1 (unreadable or truncated image (OSError)), e.g. c.jpg"]
+    summary = data.skipped_summary(
+        [
+            ("a.txt", "not an image file"),
+            ("b.txt", "not an image file"),
+            ("c.jpg", "unreadable or truncated image (OSError)"),
+        ]
+    )
+    assert summary.splitlines() == [
+        "skipped 2 (not an image file), e.g. a.txt",
+        "skipped 1 (unreadable or truncated image (OSError)), e.g. c.jpg",
+    ]
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -340,7 +354,7 @@ def test_transparency_goes_onto_white(tmp_path):
 def two_colour(width: int, height: int, left=(220, 20, 20), right=(20, 20, 220)) -> Image.Image:
     pixels = np.zeros((height, width, 3), np.uint8)
     pixels[:, : width // 2] = left
-    pixels[:, width // 2:] = right
+    pixels[:, width // 2 :] = right
     return Image.fromarray(pixels)
 
 

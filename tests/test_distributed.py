@@ -1,4 +1,5 @@
 """Data-parallel training under torchrun: 2 CPU processes with gloo, on tiny generated photos."""
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,25 @@ TOLERANCE = 1e-5
 
 
 def torchrun(processes: int, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-               "-m", "fruitlib", "train", *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO,
-                          env=os.environ | {"PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        "fruitlib",
+        "train",
+        *map(str, args),
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=os.environ | {"PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -48,8 +64,8 @@ def test_the_processes_batches_together_are_the_global_batches_of_one_order():
     shares = [list(distributed.train_sampler(data, 5, World(rank, 2, True))) for rank in range(2)]
     batch = 4  # global 8
     for k in range(3):
-        together = sorted(shares[0][k * batch:(k + 1) * batch] + shares[1][k * batch:(k + 1) * batch])
-        assert together == sorted(one[k * 2 * batch:(k + 1) * 2 * batch])
+        together = sorted(shares[0][k * batch : (k + 1) * batch] + shares[1][k * batch : (k + 1) * batch])
+        assert together == sorted(one[k * 2 * batch : (k + 1) * 2 * batch])
     assert sorted(shares[0] + shares[1]) == list(range(24))  # every photo once per epoch
 
 
@@ -72,8 +88,22 @@ def frozen_head(run: Path) -> dict:
 
 def test_two_processes_take_the_steps_of_one_over_the_same_global_batches(folder_data, tmp_path):
     """Frozen mode, so no batch-norm layer trains: each process's half-batch gradient, averaged, is the global one."""
-    common = ["--data", folder_data, "--backbone", "efficientnet_lite0", "--mode", "frozen", "--image-size", "32",
-              "--epochs", "3", "--batch-size", "8", "--views", "1"]
+    common = [
+        "--data",
+        folder_data,
+        "--backbone",
+        "efficientnet_lite0",
+        "--mode",
+        "frozen",
+        "--image-size",
+        "32",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--views",
+        "1",
+    ]
     one = torchrun(1, *common, "--out", tmp_path / "one")
     two = torchrun(2, *common, "--out", tmp_path / "two")
     assert one.stdout.count("validation accuracy") == 1 and two.stdout.count("validation accuracy") == 1
@@ -90,8 +120,20 @@ def test_two_processes_take_the_steps_of_one_over_the_same_global_batches(folder
 
 
 def test_two_processes_train_the_whole_network_and_resume_it(folder_data, tmp_path):
-    common = ["--data", folder_data, "--out", tmp_path / "run", "--backbone", "efficientnet_lite0", "--mode", "full",
-              "--image-size", "32", "--batch-size", "8"]
+    common = [
+        "--data",
+        folder_data,
+        "--out",
+        tmp_path / "run",
+        "--backbone",
+        "efficientnet_lite0",
+        "--mode",
+        "full",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+    ]
     torchrun(2, *common, "--epochs", "1")
     saved = (tmp_path / "run" / "model.pt").read_bytes()
     torchrun(2, *common, "--resume", "--epochs", "2")
@@ -106,12 +148,40 @@ def test_two_processes_train_the_whole_network_and_resume_it(folder_data, tmp_pa
 def test_a_killed_process_leaves_the_last_checkpoint_to_resume(folder_data, tmp_path):
     """SIGKILL the writing process (rank 0) mid-run: torchrun stops the other, model.pt still loads and resumes."""
     run = tmp_path / "run"
-    common = ["--data", folder_data, "--out", run, "--backbone", "efficientnet_lite0", "--mode", "frozen",
-              "--image-size", "32", "--batch-size", "8"]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "fruitlib",
-               "train", *map(str, common), "--epochs", "100000"]
-    launcher = psutil.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=os.environ | {"PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"})
+    common = [
+        "--data",
+        folder_data,
+        "--out",
+        run,
+        "--backbone",
+        "efficientnet_lite0",
+        "--mode",
+        "frozen",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "fruitlib",
+        "train",
+        *map(str, common),
+        "--epochs",
+        "100000",
+    ]
+    launcher = psutil.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ | {"PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"},
+    )
     try:
         deadline = time.monotonic() + 120
         while not (run / "model.pt").is_file():

@@ -1,4 +1,5 @@
 """Downloads for offline use, served from generated files: nothing leaves the machine."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,9 @@ from fruitlib import FruitlibError, cli, download
 
 def zipped_clone(tmp_path: Path) -> bytes:
     """A miniature clone, zipped the way GitHub zips a commit: one top folder."""
-    root = make_grocery_data(tmp_path / "clone" / f"GroceryStoreDataset-{download.COMMIT}", {"train": 2, "val": 1,
-                                                                                            "test": 1})
+    root = make_grocery_data(
+        tmp_path / "clone" / f"GroceryStoreDataset-{download.COMMIT}", {"train": 2, "val": 1, "test": 1}
+    )
     listed = root / "dataset" / "train.txt"  # drop the entry conftest lists without its photo
     listed.write_text("".join(line + "\n" for line in listed.read_text().splitlines() if "_099" not in line))
     buffer = io.BytesIO()
@@ -48,8 +50,11 @@ def served(tmp_path, monkeypatch):
     """The zipped clone behind urlopen, with LISTINGS set to its files' checksums; returns what was asked for."""
     payload = zipped_clone(tmp_path)
     with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-        listings = {Path(n).name: hashlib.sha256(archive.read(n)).hexdigest() for n in archive.namelist()
-                    if Path(n).parent.name == "dataset" and Path(n).name in download.LISTINGS}
+        listings = {
+            Path(n).name: hashlib.sha256(archive.read(n)).hexdigest()
+            for n in archive.namelist()
+            if Path(n).parent.name == "dataset" and Path(n).name in download.LISTINGS
+        }
     monkeypatch.setattr(download, "LISTINGS", listings)
     state = {"urls": [], "payload": payload, "fail_after": None}
 
@@ -69,8 +74,9 @@ def test_the_data_set_comes_from_the_pinned_commit_checked(served, tmp_path):
 
 
 def test_a_killed_download_leaves_nothing_behind_for_long(served, tmp_path):
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout)
+    dead = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
     kit = tmp_path / "kit"
     stale, young, growing = (kit / f".{name}.partial{dead}" for name in ("GroceryStoreDataset", "Other", "Third"))
     for folder in (stale, young, growing):
@@ -89,8 +95,9 @@ def test_a_damaged_or_interrupted_download_is_never_taken_for_data(served, tmp_p
     elif damage == "interrupted":
         served["fail_after"] = len(served["payload"]) // 2
     elif damage == "cut short":  # what http.client raises when a streamed body ends early
-        monkeypatch.setattr(Response, "read", lambda self, size=-1: (_ for _ in ()).throw(
-            http.client.IncompleteRead(b"", 100)))
+        monkeypatch.setattr(
+            Response, "read", lambda self, size=-1: (_ for _ in ()).throw(http.client.IncompleteRead(b"", 100))
+        )
     else:
         served["payload"] = b"<html>rate limited</html>"
     dest = tmp_path / "kit" / "GroceryStoreDataset"
@@ -112,8 +119,11 @@ def test_resnet_weights_are_checked_against_the_hash_in_their_name(tmp_path, mon
         Path(dst).write_bytes(served["content"])
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", fetch)
-    monkeypatch.setattr(download, "resnet_weights_enum", lambda name: type("Entry", (), {
-        "url": f"https://download.pytorch.org/models/{name}-{prefix}.pth"}))
+    monkeypatch.setattr(
+        download,
+        "resnet_weights_enum",
+        lambda name: type("Entry", (), {"url": f"https://download.pytorch.org/models/{name}-{prefix}.pth"}),
+    )
     with pytest.raises(FruitlibError, match="could not fetch .*resnet18") as error:
         download.fetch_resnet("resnet18", tmp_path / "weights")
     assert one_line(str(error.value)) and not list((tmp_path / "weights").glob("*.pth"))
@@ -132,8 +142,10 @@ def test_download_prints_the_two_variables_for_offline_machines(served, tmp_path
     code = cli.main(["download", "--data", "--weights", "resnet18", "resnet50", "--to", str(tmp_path / "kit")])
     assert code == 0
     kit = (tmp_path / "kit").resolve()
-    assert capsys.readouterr().out.splitlines() == [f"export FRUITLIB_DATA={kit / 'GroceryStoreDataset'}",
-                                                    f"export FRUITLIB_WEIGHTS={kit / 'weights'}"]
+    assert capsys.readouterr().out.splitlines() == [
+        f"export FRUITLIB_DATA={kit / 'GroceryStoreDataset'}",
+        f"export FRUITLIB_WEIGHTS={kit / 'weights'}",
+    ]
     assert sorted(p.name for p in (kit / "weights").iterdir()) == ["resnet18.pth", "resnet50.pth"]
 
 

@@ -1,4 +1,5 @@
 """fruitlib.engines: ONNX Runtime computes what PyTorch computes, is chosen where it should be, and is exported once."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """fruitlib.evaluate: scores checked by hand, probabilities, top-k guesses, one-line errors for bad photos."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """fruitlib.explain (Grad-CAM) and fruitlib.export (ONNX): shapes, ranges, and the export answering alike."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """fruitlib.explore on tiny generated photos and feature arrays: each test runs in well under a second or two."""
+
 from pathlib import Path
 
 import matplotlib
@@ -16,14 +17,17 @@ from fruitlib.data import Catalog  # noqa: E402
 
 
 def make_catalog(rows: list[tuple[str, str]]) -> Catalog:
-    table = pd.DataFrame([(f"/x/{i}.jpg", c, s) for i, (c, s) in enumerate(rows)], columns=["path", "class_name", "split"])
+    table = pd.DataFrame(
+        [(f"/x/{i}.jpg", c, s) for i, (c, s) in enumerate(rows)], columns=["path", "class_name", "split"]
+    )
     classes = sorted(table["class_name"].unique())
     table["label"] = table["class_name"].map({c: i for i, c in enumerate(classes)})
     return Catalog(Path("/x"), "grocery", classes, table)
 
 
-def bursts(centres: np.ndarray, bursts_per_class: int, shots: int,
-           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def bursts(
+    centres: np.ndarray, bursts_per_class: int, shots: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Feature vectors in bursts: one random scene per burst (class centre + big spread), shots a hair apart."""
     x, y = [], []
     for c, centre in enumerate(centres):
@@ -35,8 +39,9 @@ def bursts(centres: np.ndarray, bursts_per_class: int, shots: int,
 
 
 def test_class_counts_sorted_with_totals_and_shares():
-    catalog = make_catalog([("Apple", "train")] * 5 + [("Apple", "val")] * 2 + [("Kiwi", "train")] * 2
-                           + [("Plum", "train")] * 1)
+    catalog = make_catalog(
+        [("Apple", "train")] * 5 + [("Apple", "val")] * 2 + [("Kiwi", "train")] * 2 + [("Plum", "train")] * 1
+    )
     counts = explore.class_counts(catalog)
     assert list(counts.index) == ["Apple", "Kiwi", "Plum"]
     assert list(counts.columns) == ["train", "val", "total", "share"]
@@ -192,13 +197,21 @@ def test_figures_have_the_expected_panels(tmp_path):
     catalog = make_catalog([("Apple", "train")] * 3 + [("Kiwi", "val")] * 2)
     figures = [
         explore.counts_figure(explore.class_counts(catalog)),
-        explore.colour_figure(explore.colour_stats(torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8),
-                                                   torch.tensor([0, 0, 1, 1]), ["A", "B"])),
-        explore.projection_figure({"p": np.zeros((4, 2)), "r": np.ones((4, 2))}, np.array([0, 1, 0, 1]), ["A", "B"],
-                                  {"p": 0.5, "r": 0.25}),
+        explore.colour_figure(
+            explore.colour_stats(
+                torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8), torch.tensor([0, 0, 1, 1]), ["A", "B"]
+            )
+        ),
+        explore.projection_figure(
+            {"p": np.zeros((4, 2)), "r": np.ones((4, 2))}, np.array([0, 1, 0, 1]), ["A", "B"], {"p": 0.5, "r": 0.25}
+        ),
         explore.similarity_figure({"a": np.array([0.5, 0.9]), "b": np.array([0.7, 0.95])}, 0.9),
-        explore.pairs_figure(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.ones(2, 3, 4, 4, dtype=torch.uint8),
-                             [("l1", "r1"), ("l2", "r2")], pairs_per_row=2),
+        explore.pairs_figure(
+            torch.zeros(2, 3, 4, 4, dtype=torch.uint8),
+            torch.ones(2, 3, 4, 4, dtype=torch.uint8),
+            [("l1", "r1"), ("l2", "r2")],
+            pairs_per_row=2,
+        ),
     ]
     assert [len(f.axes) for f in figures] == [1, 2, 2, 1, 4]
     assert "50%" in figures[2].axes[0].get_title()

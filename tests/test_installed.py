@@ -1,5 +1,6 @@
 """fruitlib as a user gets it from ``pip install``: a wheel, installed into a folder of its own, used from another
 folder, with no checkout around it."""
+
 from __future__ import annotations
 
 import json
@@ -29,13 +30,32 @@ def installed(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     shutil.copytree(REPO / "fruitlib", source / "fruitlib", ignore=shutil.ignore_patterns("__pycache__"))
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
-                            str(base / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(base / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     [wheel] = (base / "dist").glob("fruitlib-*.whl")
     target = base / "site"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
-                           str(wheel)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return target
 
@@ -50,15 +70,35 @@ def test_an_installed_wheel_trains_evaluates_and_predicts_from_any_folder(instal
     where = run("-c", "import fruitlib.data as d; print(d.__file__, d.checkout())", cwd=work, env=env)
     assert where.stdout.split() == [str(installed / "fruitlib" / "data.py"), "None"], where.stderr
 
-    trained = run("-m", "fruitlib", "train", "--data", str(data), "--out", "run", "--backbone", "efficientnet_lite0",
-                  "--epochs", "2", "--image-size", "32", "--views", "0", "--device", "cpu", cwd=work, env=env)
+    trained = run(
+        "-m",
+        "fruitlib",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        "run",
+        "--backbone",
+        "efficientnet_lite0",
+        "--epochs",
+        "2",
+        "--image-size",
+        "32",
+        "--views",
+        "0",
+        "--device",
+        "cpu",
+        cwd=work,
+        env=env,
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert (tmp_path / "home" / ".cache" / "fruitlib").is_dir()  # platformdirs' cache folder, not the checkout's
 
     new = tmp_path / "new"
     shutil.copytree(data / "kiwi", new / "kiwi")
-    scored = run("-m", "fruitlib", "evaluate", "--checkpoint", "run/model.pt", "--data", str(new), "--json", cwd=work,
-                 env=env)
+    scored = run(
+        "-m", "fruitlib", "evaluate", "--checkpoint", "run/model.pt", "--data", str(new), "--json", cwd=work, env=env
+    )
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert json.loads(scored.stdout)["split"] == "all" and json.loads(scored.stdout)["n_images"] == 6
 

@@ -1,4 +1,5 @@
 """fruitlib.models: every backbone builds, transfer modes freeze the right stages, auto picks sensibly."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,9 +9,22 @@ from torch import nn
 
 from fruitlib import FruitlibError
 from fruitlib.run import RunConfig, run_params
-from fruitlib.models import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, MODES, LiteStage, backbone_network, build_model,
-                             count_parameters, imagenet_classifier, original_head, param_groups, resolve_backbone,
-                             set_mode, wrap)
+from fruitlib.models import (
+    BACKBONES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODES,
+    LiteStage,
+    backbone_network,
+    build_model,
+    count_parameters,
+    imagenet_classifier,
+    original_head,
+    param_groups,
+    resolve_backbone,
+    set_mode,
+    wrap,
+)
 from fruitlib.weights import LITES, RESNETS
 
 CLASSES = ["apple", "banana", "kiwi", "lime", "plum"]
@@ -148,8 +162,11 @@ def test_offline_auto_takes_the_lite_trained_nearest_the_image_size(isolated, si
 
 def test_auto_from_scratch_picks_the_same_network_as_transfer(isolated):
     cfg = RunConfig(scratch=True)
-    assert run_params(cfg)["backbone"] == resolve_backbone("auto", image_size=cfg.image_size)[0] == \
-        run_params(RunConfig())["backbone"]
+    assert (
+        run_params(cfg)["backbone"]
+        == resolve_backbone("auto", image_size=cfg.image_size)[0]
+        == run_params(RunConfig())["backbone"]
+    )
     assert resolve_backbone("resnet34") == ("resnet34", "chosen explicitly")
 
 

@@ -1,4 +1,5 @@
 """fruitlib.plots: every figure draws from the data it is given and saves under its stable name."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -20,8 +21,15 @@ def close_figures():
 
 
 def history(offset: float) -> pd.DataFrame:
-    return pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7],
-                         "train_acc": [0.5, 0.7, 0.8 + offset], "val_acc": [0.4, 0.6, 0.7 + offset]})
+    return pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "train_loss": [1.0, 0.6, 0.4],
+            "val_loss": [1.1, 0.8, 0.7],
+            "train_acc": [0.5, 0.7, 0.8 + offset],
+            "val_acc": [0.4, 0.6, 0.7 + offset],
+        }
+    )
 
 
 def test_training_curves_one_colour_per_run(tmp_path):
@@ -58,8 +66,13 @@ def test_heatmap_grid_lays_a_map_over_each_photo():
 
 
 def test_accuracy_vs_data_labels_all_and_draws_the_baseline_and_the_seed_range():
-    table = pd.DataFrame({"per_class": [5, 5, 20, 20, 0, 0] * 2, "run": ["transfer"] * 6 + ["scratch"] * 6,
-                          "accuracy": [0.4, 0.5, 0.6, 0.62, 0.7, 0.72, 0.2, 0.22, 0.3, 0.31, 0.4, 0.41]})
+    table = pd.DataFrame(
+        {
+            "per_class": [5, 5, 20, 20, 0, 0] * 2,
+            "run": ["transfer"] * 6 + ["scratch"] * 6,
+            "accuracy": [0.4, 0.5, 0.6, 0.62, 0.7, 0.72, 0.2, 0.22, 0.3, 0.31, 0.4, 0.41],
+        }
+    )
     ax = plots.accuracy_vs_data(table, {"always the commonest class": 0.25, "chance": 0.05}).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "20", "all"]  # 0 is "all", drawn last
     assert any(np.allclose(line.get_ydata(), 0.25) for line in ax.lines)  # the commonest-class baseline
@@ -71,8 +84,15 @@ def test_accuracy_vs_data_labels_all_and_draws_the_baseline_and_the_seed_range()
 
 
 def test_training_curves_have_whole_epoch_ticks():
-    h = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "train_loss": [1.0] * 5, "val_loss": [1.0] * 5,
-                      "train_acc": [0.5] * 5, "val_acc": [0.5] * 5})
+    h = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4, 5],
+            "train_loss": [1.0] * 5,
+            "val_loss": [1.0] * 5,
+            "train_acc": [0.5] * 5,
+            "val_acc": [0.5] * 5,
+        }
+    )
     fig = plots.training_curves({"run": h})
     fig.canvas.draw()
     for ax in fig.axes[:2]:

@@ -8,6 +8,7 @@ they wrote (``benchmarks/**/*.json``, ``*.txt``).
 Numbers quoted from elsewhere are allowed only as listed in QUOTED, and only in a sentence that names their source.
 Code (inline or in blocks) and formulas are not prose and are left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")) + sorted((ROOT / "solutions").glob("[0-9][0-9]-*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")) + sorted(
+    (ROOT / "solutions").glob("[0-9][0-9]-*.ipynb")
+)
 NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)"
 STATED = r"(?<![\w.,])(?:" + NUMBER + r"\s?[-\u2013]\s?)?" + NUMBER  # a number, or a range "136-144"
 CLAIMS = {  # what a stated number is, by the words after it
@@ -28,11 +31,14 @@ CLAIMS = {  # what a stated number is, by the words after it
 }
 # (kind, number as written, a word its sentence must contain: the source it is quoted from)
 QUOTED = [
-    ("percentage", "96.2", "article"), ("percentage", "71.6", "article"), ("percentage", "96", "article"),
+    ("percentage", "96.2", "article"),
+    ("percentage", "71.6", "article"),
+    ("percentage", "96", "article"),
     ("photos", "9,000", "article"),
     ("photos", "1.28", "ImageNet"),  # the size of ImageNet's training set
     ("percentage", "95", "interval"),  # the confidence level of an interval, not a result
-    ("percentage", "80", "article"), ("percentage", "20", "article"),  # the article's 80/20 split
+    ("percentage", "80", "article"),
+    ("percentage", "20", "article"),  # the article's 80/20 split
 ]
 
 
@@ -57,8 +63,12 @@ def claims(text: str) -> list[tuple[str, str, str]]:
     found = []
     for sentence in sentences(prose(text)):
         for kind, pattern in CLAIMS.items():
-            found += [(kind, number, sentence.strip()) for m in re.finditer(pattern, sentence)
-                      for number in m.groups() if number]
+            found += [
+                (kind, number, sentence.strip())
+                for m in re.finditer(pattern, sentence)
+                for number in m.groups()
+                if number
+            ]
     return found
 
 
@@ -74,8 +84,10 @@ def output_text(notebook: Path) -> str:
 def printed(text: str) -> dict[str, set[float]]:
     """The numbers printed in ``text``: all of them, and those printed as seconds."""
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
-    return {"any": {value(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", text)},
-            "seconds": {value(n) for n in re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)\s?(?:s|seconds?)\b", text)}}
+    return {
+        "any": {value(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", text)},
+        "seconds": {value(n) for n in re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)\s?(?:s|seconds?)\b", text)},
+    }
 
 
 def is_printed(kind: str, number: str, numbers: dict[str, set[float]]) -> bool:
@@ -92,8 +104,11 @@ def is_quoted(kind: str, number: str, sentence: str) -> bool:
 
 
 def unsupported(markdown: str, numbers: dict[str, set[float]]) -> list[str]:
-    return [f"{number} ({kind}) in: {sentence[:160]}" for kind, number, sentence in claims(markdown)
-            if not is_printed(kind, number, numbers) and not is_quoted(kind, number, sentence)]
+    return [
+        f"{number} ({kind}) in: {sentence[:160]}"
+        for kind, number, sentence in claims(markdown)
+        if not is_printed(kind, number, numbers) and not is_quoted(kind, number, sentence)
+    ]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
@@ -113,22 +128,28 @@ def benchmark_numbers() -> dict[str, set[float]]:
 @pytest.mark.parametrize("document", ["README.md", "docs/teaching.md"])
 def test_every_number_in_the_readme_and_the_plan_is_printed_by_a_notebook_or_a_benchmark(document):
     numbers, measured = printed("\n".join(output_text(nb) for nb in NOTEBOOKS)), benchmark_numbers()
-    missing = [f"{number} ({kind}) in: {sentence[:160]}" for kind, number, sentence in claims((ROOT / document)
-                                                                                               .read_text())
-               if not is_printed(kind, number, numbers) and not is_quoted(kind, number, sentence)
-               and not ("benchmark" in sentence.lower() and is_printed(kind, number, measured))]
+    missing = [
+        f"{number} ({kind}) in: {sentence[:160]}"
+        for kind, number, sentence in claims((ROOT / document).read_text())
+        if not is_printed(kind, number, numbers)
+        and not is_quoted(kind, number, sentence)
+        and not ("benchmark" in sentence.lower() and is_printed(kind, number, measured))
+    ]
     assert missing == []
 
 
 def test_the_check_catches_what_it_should():
     numbers = printed("run time: 37 s\nalways answering 'Apple': 19.8%\naccuracy 0.640\n1142 training photos")
-    text = ("It took 48 s. The baseline is 19.8% and the probe 64%. Of the 1,142 training photos, 5 photos "
-            "per class... The article reports 96.2%. It beats it by 7 points. We claim 96.2% ourselves. "
-            "Runs took 30-37 s.")
+    text = (
+        "It took 48 s. The baseline is 19.8% and the probe 64%. Of the 1,142 training photos, 5 photos "
+        "per class... The article reports 96.2%. It beats it by 7 points. We claim 96.2% ourselves. "
+        "Runs took 30-37 s."
+    )
     assert unsupported(text, numbers) == [
         "48 (seconds) in: It took 48 s.",
         "5 (photos) in: Of the 1,142 training photos, 5 photos per class...",
         "7 (points) in: It beats it by 7 points.",
         "96.2 (percentage) in: We claim 96.2% ourselves.",
-        "30 (seconds) in: Runs took 30-37 s."]  # both ends of a range count
+        "30 (seconds) in: Runs took 30-37 s.",
+    ]  # both ends of a range count
     assert unsupported("It took 37 s, `epochs = 48 s`, $p = 7 points$.", numbers) == []

@@ -1,4 +1,5 @@
 """fruitlib.recipes: the recipes of notebooks 04 and 05, defined once, trained where missing, loaded where present."""
+
 from __future__ import annotations
 
 import ast
@@ -13,7 +14,13 @@ from fruitlib import recipes, run
 def test_each_recipe_is_the_run_its_notebook_trains():
     settings = recipes.Settings(views=3, finetune_mode="full", lr=0.01, backbone_lr=0.002, scratch_lr=0.005)
     frozen, finetune, scratch = (recipes.config(r, 1, settings, "R") for r in ("frozen", "finetune", "scratch"))
-    assert (frozen.out, frozen.mode, frozen.views, frozen.lr, frozen.seed) == ("R/04/frozen-seed1", "frozen", 3, 0.01, 1)
+    assert (frozen.out, frozen.mode, frozen.views, frozen.lr, frozen.seed) == (
+        "R/04/frozen-seed1",
+        "frozen",
+        3,
+        0.01,
+        1,
+    )
     assert (finetune.out, finetune.mode, finetune.backbone_lr) == ("R/04/finetune-seed1", "full", 0.002)
     assert (scratch.out, scratch.scratch, scratch.mode, scratch.lr) == ("R/05/scratch-seed1", True, "full", 0.005)
     assert {c.image_size for c in (frozen, finetune, scratch)} == {64} and {c.epochs for c in (frozen, scratch)} == {5}
@@ -37,8 +44,15 @@ def test_the_notebooks_declare_the_recipe_settings_with_the_same_defaults():
 
 
 def test_missing_runs_are_trained_and_said_then_loaded(tiny_run, tmp_path, capsys, monkeypatch):
-    settings = recipes.Settings(data_dir=str(tiny_run[1]), backbone="efficientnet_lite0", image_size=32, epochs=1,
-                                batch_size=8, views=0, device="cpu")
+    settings = recipes.Settings(
+        data_dir=str(tiny_run[1]),
+        backbone="efficientnet_lite0",
+        image_size=32,
+        epochs=1,
+        batch_size=8,
+        views=0,
+        device="cpu",
+    )
     first = recipes.train_or_load("frozen", [0], settings, str(tmp_path))
     assert "not in" in capsys.readouterr().out and (tmp_path / "04" / "frozen-seed0" / "metrics.json").is_file()
     monkeypatch.setattr(run, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))

@@ -1,4 +1,5 @@
 """fruitlib.run: one training run into a run folder, protected, resumable, in every mode."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,16 @@ from fruitlib.checkpoint import load_checkpoint, model_from_checkpoint
 from fruitlib.run import RunConfig, train_run
 from fruitlib.train import COLUMNS
 
-OUTPUTS = ["model.pt", "best.pt", "metrics.json", "history.csv", "params.json", "split.csv", "curves.png",
-           "confusion.png"]
+OUTPUTS = [
+    "model.pt",
+    "best.pt",
+    "metrics.json",
+    "history.csv",
+    "params.json",
+    "split.csv",
+    "curves.png",
+    "confusion.png",
+]
 
 
 def photos_of_the_test_split(result) -> tuple:
@@ -31,8 +40,16 @@ def photos_of_the_test_split(result) -> tuple:
 
 
 def config(data, out, **changes) -> RunConfig:
-    settings = dict(data=str(data), out=str(out), backbone="efficientnet_lite0", epochs=2, image_size=32,
-                    batch_size=8, views=1, device="cpu")
+    settings = dict(
+        data=str(data),
+        out=str(out),
+        backbone="efficientnet_lite0",
+        epochs=2,
+        image_size=32,
+        batch_size=8,
+        views=1,
+        device="cpu",
+    )
     return RunConfig(**(settings | changes))
 
 
@@ -53,9 +70,13 @@ def test_a_run_writes_every_output(tiny_run):
     assert metrics["pretrained"] is True and metrics["epochs"] == 2 and metrics["mode"] == "frozen"
     assert metrics["seconds"] > 0 and metrics["image_size"] == 32
     split = pd.read_csv(out / "split.csv")
-    assert metrics["n_val"] == (split["split"] == "val").sum() and metrics["n_train"] == (split["split"] == "train").sum()
+    assert (
+        metrics["n_val"] == (split["split"] == "val").sum() and metrics["n_train"] == (split["split"] == "train").sum()
+    )
     assert metrics["val_accuracy"] >= 2 / 3  # three colours: learnable in two epochs
-    assert metrics["val_accuracy"] * metrics["n_val"] == pytest.approx(round(metrics["val_accuracy"] * metrics["n_val"]))
+    assert metrics["val_accuracy"] * metrics["n_val"] == pytest.approx(
+        round(metrics["val_accuracy"] * metrics["n_val"])
+    )
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == COLUMNS and history["epoch"].tolist() == [1, 2]
     assert metrics["best_val_accuracy"] == pytest.approx(history["val_acc"].max())
@@ -132,7 +153,9 @@ def test_resume_after_an_interruption_finishes_the_remaining_epochs(folder_data,
         train_run(config(folder_data, out), progress=False)
 
     done_before = []
-    monkeypatch.setattr(run, "fit", lambda *a, **k: done_before.append(len(k["resume"]["history"])) or real_fit(*a, **k))
+    monkeypatch.setattr(
+        run, "fit", lambda *a, **k: done_before.append(len(k["resume"]["history"])) or real_fit(*a, **k)
+    )
     result = train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)  # settings from the run
     assert done_before == [1]
     assert result.history["epoch"].tolist() == [1, 2]
@@ -140,7 +163,8 @@ def test_resume_after_an_interruption_finishes_the_remaining_epochs(folder_data,
     assert split_of(out) == split_of(whole)
     pd.testing.assert_frame_equal(history_of(out), history_of(whole), atol=1e-6)
     assert json.loads((out / "metrics.json").read_text())["val_accuracy"] == pytest.approx(
-        json.loads((whole / "metrics.json").read_text())["val_accuracy"])
+        json.loads((whole / "metrics.json").read_text())["val_accuracy"]
+    )
     a, b = load_checkpoint(out / "model.pt")["model"], load_checkpoint(whole / "model.pt")["model"]
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
@@ -166,8 +190,9 @@ def interrupted_after_one_epoch(data, out, monkeypatch, **changes) -> Path:
 def test_resume_keeps_the_two_learning_rates_of_fine_tuning(folder_data, tmp_path, monkeypatch, tiny_run):
     whole = train_run(config(folder_data, tmp_path / "whole", mode="last"), progress=False)
     out = interrupted_after_one_epoch(folder_data, tmp_path / "interrupted", monkeypatch, mode="last")
-    assert [len(g["params"]) > 0 for g in load_checkpoint(out / "model.pt")["training"]["optimizer"]["param_groups"]] \
-        == [True, True]  # the stage's group and the head's
+    assert [
+        len(g["params"]) > 0 for g in load_checkpoint(out / "model.pt")["training"]["optimizer"]["param_groups"]
+    ] == [True, True]  # the stage's group and the head's
     resumed = train_run(RunConfig(out=str(out), device="cpu"), resume=True, progress=False)
     pd.testing.assert_frame_equal(history_of(out), history_of(whole.out), atol=1e-6)
     assert resumed.history["backbone_lr"].iloc[0] < resumed.history["lr"].iloc[0]
@@ -182,9 +207,14 @@ def test_resume_honours_more_epochs_on_the_longer_runs_schedule(folder_data, tmp
     assert result.history["lr"].iloc[1:].tolist() == pytest.approx(longer.history["lr"].iloc[1:].tolist())
 
 
-@pytest.mark.parametrize("given, refused", [({"seed": 5}, "seed is 0 there, not 5"),
-                                            ({"image_size": 64}, "image_size is 32 there, not 64"),
-                                            ({"epochs": 1, "mode": None}, None)])
+@pytest.mark.parametrize(
+    "given, refused",
+    [
+        ({"seed": 5}, "seed is 0 there, not 5"),
+        ({"image_size": 64}, "image_size is 32 there, not 64"),
+        ({"epochs": 1, "mode": None}, None),
+    ],
+)
 def test_resume_refuses_settings_it_cannot_honour(folder_data, tmp_path, monkeypatch, given, refused):
     out = interrupted_after_one_epoch(folder_data, tmp_path / "run", monkeypatch)
     before = (out / "model.pt").read_bytes()
@@ -276,8 +306,13 @@ def test_a_grocery_clone_uses_its_official_splits(grocery_data, tmp_path):
     result = train_run(config(grocery_data, out, epochs=1, per_class=3), progress=False)
     split = pd.read_csv(out / "split.csv")
     assert split.groupby(["split", "class_name"]).size().to_dict() == {
-        ("train", "Apple"): 3, ("train", "Banana"): 3, ("train", "Kiwi"): 3,  # per_class=3 caps training photos
-        ("val", "Apple"): 4, ("val", "Banana"): 2, ("val", "Kiwi"): 2}  # and leaves validation alone
+        ("train", "Apple"): 3,
+        ("train", "Banana"): 3,
+        ("train", "Kiwi"): 3,  # per_class=3 caps training photos
+        ("val", "Apple"): 4,
+        ("val", "Banana"): 2,
+        ("val", "Kiwi"): 2,
+    }  # and leaves validation alone
     assert split["path"].str.startswith("dataset/").all()
     assert result.metrics["classes"] == ["Apple", "Banana", "Kiwi"]
     assert result.metrics["n_train"] == 9 and result.metrics["n_val"] == 8
@@ -306,7 +341,8 @@ def test_pretrained_stages_fine_tune_slower_than_the_head(folder_data, tmp_path)
     result = train_run(config(folder_data, tmp_path / "last", epochs=1, mode="last"), progress=False)
     params = json.loads((tmp_path / "last" / "params.json").read_text())
     assert params["lr"] == run.DEFAULT_LR and params["backbone_lr"] == pytest.approx(
-        run.DEFAULT_LR * run.BACKBONE_SHARE["last"])
+        run.DEFAULT_LR * run.BACKBONE_SHARE["last"]
+    )
     assert result.history["backbone_lr"].iloc[0] == pytest.approx(params["backbone_lr"])
     assert result.history["backbone_lr"].iloc[0] < result.history["lr"].iloc[0]
     scratch = train_run(config(folder_data, tmp_path / "scratch", epochs=1, scratch=True), progress=False)
@@ -365,12 +401,19 @@ def test_a_run_made_by_another_fruitlib_version_is_not_reused(tiny_run, monkeypa
     assert trained == [1] and json.loads((out / "params.json").read_text())["fruitlib"] == "0.0.1"
 
 
-@pytest.mark.parametrize("field, value, allowed", [
-    ("epochs", 0, "epochs must be at least 1"), ("image_size", 16, "image_size must be at least 32"),
-    ("per_class", 0, "per_class must be at least 1"), ("views", 1.5, "views must be at least 0"),
-    ("lr", -1.0, "lr must be above 0"), ("val_fraction", 1.0, "val_fraction must be between 0 and 1"),
-    ("optimizer", "adam", "optimizer must be one of adamw, sgd"), ("mode", "half", "mode must be one of"),
-])
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("epochs", 0, "epochs must be at least 1"),
+        ("image_size", 16, "image_size must be at least 32"),
+        ("per_class", 0, "per_class must be at least 1"),
+        ("views", 1.5, "views must be at least 0"),
+        ("lr", -1.0, "lr must be above 0"),
+        ("val_fraction", 1.0, "val_fraction must be between 0 and 1"),
+        ("optimizer", "adam", "optimizer must be one of adamw, sgd"),
+        ("mode", "half", "mode must be one of"),
+    ],
+)
 def test_a_run_config_refuses_what_no_run_could_use(field, value, allowed):
     with pytest.raises(FruitlibError, match=allowed):
         run.RunConfig(**{field: value})

@@ -1,4 +1,5 @@
 """fruitlib.series: parameters passed to each notebook, and running the numbered notebooks with papermill."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,9 +15,11 @@ from fruitlib import FruitlibError, series
 def make_notebook(path: Path, parameters: str, body: str = "print(seed, epochs)") -> Path:
     """A notebook whose second cell is tagged ``parameters``, as in the series."""
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"),
-                      nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
-                      nbformat.v4.new_code_cell(body)]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell(f"# {path.stem}"),
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(body),
+    ]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
@@ -28,8 +31,14 @@ PARAMETERS = "data_dir = None  # the data\nfigures_dir = '../figures'\nseed = 0\
 
 def test_only_declared_parameters_and_the_notebooks_own_section(tmp_path):
     notebook = make_notebook(tmp_path / "04-transfer.ipynb", PARAMETERS)
-    params = {"seed": 1, "lr": 0.5, "backbone": "resnet50", "epochs": 2,
-              "04": {"epochs": 9}, "05": {"epochs": 7, "seed": 5}}
+    params = {
+        "seed": 1,
+        "lr": 0.5,
+        "backbone": "resnet50",
+        "epochs": 2,
+        "04": {"epochs": 9},
+        "05": {"epochs": 7, "seed": 5},
+    }
     assert series.notebook_parameters(params, notebook) == {"seed": 1, "epochs": 9}
     other = make_notebook(tmp_path / "05-scratch.ipynb", PARAMETERS)
     assert series.notebook_parameters(params, other) == {"seed": 5, "epochs": 7}
@@ -62,8 +71,9 @@ def test_an_unquoted_yaml_section_number_still_applies(tmp_path):
 def notebooks(tmp_path, monkeypatch):
     folder = tmp_path / "notebooks"
     make_notebook(folder / "01-first.ipynb", PARAMETERS, "print('first', seed, epochs)")
-    make_notebook(folder / "02-second.ipynb", PARAMETERS + "backbone = 'auto'\n",
-                  "raise ValueError(f'broken on purpose {seed}')")
+    make_notebook(
+        folder / "02-second.ipynb", PARAMETERS + "backbone = 'auto'\n", "raise ValueError(f'broken on purpose {seed}')"
+    )
     (folder / "README.ipynb").write_text("not part of the series")
     monkeypatch.setattr(series, "checkout", lambda: tmp_path)
     return folder

@@ -3,6 +3,7 @@
 The browser is the system's Chromium (Debian's ``chromium``), driven by Playwright over ``file://`` with every
 request that leaves the disk refused. Without that browser the browser tests are skipped, saying what to install.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,14 @@ def local_target(page_url: str, href: str) -> tuple[Path, str] | None:
 def offline_page(browser, refused: list[str], errors: list[str]):
     """A browser tab that refuses every request leaving the disk (noting it) and notes console errors."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://")
-               else (refused.append(route.request.url), route.abort()))
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith("file://")
+            else (refused.append(route.request.url), route.abort())
+        ),
+    )
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     return page
@@ -152,8 +159,22 @@ def test_the_bundle_unpacks_into_a_course_that_opens_from_disk(site, browser, tm
     weights = tmp_path / "resnet50-0676ba61.pth"
     weights.write_bytes(b"not really weights")
     archive = tmp_path / "course.zip"
-    done = subprocess.run([sys.executable, str(ROOT / "website" / "bundle.py"), "--data", str(data), "--weights",
-                           str(weights), "--site", str(site), "--out", str(archive)], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "website" / "bundle.py"),
+            "--data",
+            str(data),
+            "--weights",
+            str(weights),
+            "--site",
+            str(site),
+            "--out",
+            str(archive),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     unpacked = tmp_path / "unpacked"
     shutil.unpack_archive(archive, unpacked)
@@ -175,10 +196,14 @@ def test_the_bundle_unpacks_into_a_course_that_opens_from_disk(site, browser, tm
 
 def test_the_bundle_says_what_is_wrong_with_its_input(site, tmp_path):
     def bundle(*args: str) -> str:
-        done = subprocess.run([sys.executable, str(ROOT / "website" / "bundle.py"), "--site", str(site), *args],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "website" / "bundle.py"), "--site", str(site), *args],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         return done.stderr
+
     assert "is not a folder" in bundle("--data", str(tmp_path / "missing"))
     assert "must be .pth files" in bundle("--data", str(tmp_path), "--weights", str(tmp_path / "w.bin"))
     read_only = tmp_path / "read-only"

@@ -1,4 +1,5 @@
 """fruitlib.stats: Wilson intervals, seed summaries, and comparisons that say "better" only when it is."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """fruitlib.train: the fit loop's history, modes, full validation, determinism and exact resumption."""
+
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,16 @@ from torch.utils.data import TensorDataset
 
 from fruitlib.augment import train_transform
 from fruitlib.data import ImageTensorDataset
-from fruitlib.train import (COLUMNS, fit, loader_workers, make_optimizer, memory_format, native_bf16, pick_device,
-                            run_epoch)
+from fruitlib.train import (
+    COLUMNS,
+    fit,
+    loader_workers,
+    make_optimizer,
+    memory_format,
+    native_bf16,
+    pick_device,
+    run_epoch,
+)
 
 
 def blobs(n: int, seed: int) -> TensorDataset:
@@ -41,8 +50,15 @@ class TinyConvNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                  nn.Flatten(), nn.Dropout(0.3), nn.Linear(4, 3))
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 4, 3),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(4, 3),
+        )
 
     def forward(self, x):
         return self.body(x)
@@ -61,8 +77,7 @@ def without_time(history: pd.DataFrame) -> pd.DataFrame:
 
 def test_history_has_one_row_per_epoch_and_all_columns():
     torch.manual_seed(0)
-    history = fit(Recorder(), blobs(30, 0), blobs(9, 1), epochs=3, lr=0.05, batch_size=8, device="cpu",
-                  progress=False)
+    history = fit(Recorder(), blobs(30, 0), blobs(9, 1), epochs=3, lr=0.05, batch_size=8, device="cpu", progress=False)
     assert list(history.columns) == COLUMNS
     assert history["epoch"].tolist() == [1, 2, 3]
     assert history[["train_loss", "val_loss"]].notna().all().all()
@@ -86,11 +101,14 @@ def test_losses_and_accuracies_are_means_over_every_item():
         for data, prefix in ((train, "train"), (val, "val")):
             x, y = data.tensors
             logits = model.linear(x)
-            assert history[f"{prefix}_loss"].iloc[0] == pytest.approx(nn.functional.cross_entropy(logits, y).item(),
-                                                                      rel=1e-6)
+            assert history[f"{prefix}_loss"].iloc[0] == pytest.approx(
+                nn.functional.cross_entropy(logits, y).item(), rel=1e-6
+            )
             assert history[f"{prefix}_acc"].iloc[0] == pytest.approx((logits.argmax(1) == y).float().mean().item())
-    batch_means = [nn.functional.cross_entropy(model.linear(x), y).item()
-                   for x, y in torch.utils.data.DataLoader(train, batch_size=4)]
+    batch_means = [
+        nn.functional.cross_entropy(model.linear(x), y).item()
+        for x, y in torch.utils.data.DataLoader(train, batch_size=4)
+    ]
     assert history["train_loss"].iloc[0] != pytest.approx(sum(batch_means) / len(batch_means), rel=1e-3)
 
 
@@ -114,8 +132,18 @@ def test_no_validation_set():
 def run_fit(seed: int, epochs: int = 3, **kwargs) -> tuple[pd.DataFrame, dict]:
     torch.manual_seed(123)
     model = TinyConvNet()
-    history = fit(model, photos(20, 0), photos(7, 1), epochs=epochs, lr=0.01, batch_size=6, seed=seed,
-                  device="cpu", progress=False, **kwargs)
+    history = fit(
+        model,
+        photos(20, 0),
+        photos(7, 1),
+        epochs=epochs,
+        lr=0.01,
+        batch_size=6,
+        seed=seed,
+        device="cpu",
+        progress=False,
+        **kwargs,
+    )
     return history, model.state_dict()
 
 
@@ -145,16 +173,37 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run():
     torch.manual_seed(123)
     model = TinyConvNet()
     with pytest.raises(Stop):
-        fit(model, photos(20, 0), photos(7, 1), epochs=4, lr=0.01, batch_size=6, seed=0, device="cpu",
-            progress=False, on_epoch_end=stop_after_two)
+        fit(
+            model,
+            photos(20, 0),
+            photos(7, 1),
+            epochs=4,
+            lr=0.01,
+            batch_size=6,
+            seed=0,
+            device="cpu",
+            progress=False,
+            on_epoch_end=stop_after_two,
+        )
     assert set(saved["state"]) >= {"history", "optimizer", "scheduler", "shuffle_state", "rng_state"}
 
     torch.manual_seed(999)  # a fresh process: other random state, other initial weights
     fresh = TinyConvNet()
     fresh.load_state_dict(saved["model"])
     seen = []
-    resumed = fit(fresh, photos(20, 0), photos(7, 1), epochs=4, lr=0.01, batch_size=6, seed=0, device="cpu",
-                  progress=False, resume=saved["state"], on_epoch_end=lambda s: seen.append(s["history"][-1]["epoch"]))
+    resumed = fit(
+        fresh,
+        photos(20, 0),
+        photos(7, 1),
+        epochs=4,
+        lr=0.01,
+        batch_size=6,
+        seed=0,
+        device="cpu",
+        progress=False,
+        resume=saved["state"],
+        on_epoch_end=lambda s: seen.append(s["history"][-1]["epoch"]),
+    )
     assert seen == [3, 4]
     assert resumed["epoch"].tolist() == [1, 2, 3, 4]
     pd.testing.assert_frame_equal(without_time(resumed), without_time(whole))
@@ -167,8 +216,17 @@ def test_resuming_a_finished_run_trains_nothing():
     history, _ = run_fit(seed=0, epochs=2, on_epoch_end=lambda s: saved.update(state=copy.deepcopy(s)))
     model = TinyConvNet()
     before = copy.deepcopy(model.state_dict())
-    again = fit(model, photos(20, 0), photos(7, 1), epochs=2, lr=0.01, batch_size=6, device="cpu", progress=False,
-                resume=saved["state"])
+    again = fit(
+        model,
+        photos(20, 0),
+        photos(7, 1),
+        epochs=2,
+        lr=0.01,
+        batch_size=6,
+        device="cpu",
+        progress=False,
+        resume=saved["state"],
+    )
     pd.testing.assert_frame_equal(again, history)
     assert all(torch.equal(before[k], model.state_dict()[k]) for k in before)
 
@@ -227,10 +285,13 @@ def test_parameter_groups_train_at_their_own_rates_and_the_history_records_both(
     torch.manual_seed(0)
     model = TwoPart()
     before = copy.deepcopy(model.state_dict())
-    groups = [{"name": "backbone", "params": list(model.body.parameters()), "lr": 1e-4},
-              {"name": "head", "params": list(model.head.parameters()), "lr": 1e-2}]
-    history = fit(model, blobs(30, 0), blobs(9, 1), epochs=3, lr=0.5, batch_size=8, device="cpu", progress=False,
-                  groups=groups)
+    groups = [
+        {"name": "backbone", "params": list(model.body.parameters()), "lr": 1e-4},
+        {"name": "head", "params": list(model.head.parameters()), "lr": 1e-2},
+    ]
+    history = fit(
+        model, blobs(30, 0), blobs(9, 1), epochs=3, lr=0.5, batch_size=8, device="cpu", progress=False, groups=groups
+    )
     assert history["lr"].iloc[0] == pytest.approx(1e-2) and history["backbone_lr"].iloc[0] == pytest.approx(1e-4)
     assert (history["lr"] / history["backbone_lr"]).round(6).eq(100).all()  # both decay on the same schedule
     moved = {k: (model.state_dict()[k] - before[k]).abs().max().item() for k in before}

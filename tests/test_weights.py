@@ -1,4 +1,5 @@
 """fruitlib.weights: where ImageNet weights come from, and one-line errors for every bad weights file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,14 @@ import torchvision
 from conftest import one_line
 from fruitlib import FruitlibError
 from fruitlib.models import build_model
-from fruitlib.weights import (LITES, lite_weights_file, load_into, load_state_dict_file, resnet_weights_enum,
-                              resnet_weights_file)
+from fruitlib.weights import (
+    LITES,
+    lite_weights_file,
+    load_into,
+    load_state_dict_file,
+    resnet_weights_enum,
+    resnet_weights_file,
+)
 
 URL50 = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
 

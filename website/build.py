@@ -7,6 +7,7 @@ the glossary, the data's README, the benchmarks' README, the article summary, an
 MathJax 3 among the site's own files (from npm's registry, kept in ``build/npm``), and runs Sphinx with MyST-NB
 and the book theme, warnings as errors. Configuration: ``website/conf.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MATHJAX = "mathjax@3.2.2"  # one file, tex-svg-full.js: every TeX extension and its glyphs, no fonts to fetch
-PAGES = ["notebooks/[0-9][0-9]-*.ipynb", "docs/teaching.md", "docs/glossary.md", "docs/reference-article.md",
-         "data/README.md", "benchmarks/*", "README.md"]  # README.md: only its command-line sections are shown
+PAGES = [
+    "notebooks/[0-9][0-9]-*.ipynb",
+    "docs/teaching.md",
+    "docs/glossary.md",
+    "docs/reference-article.md",
+    "data/README.md",
+    "benchmarks/*",
+    "README.md",
+]  # README.md: only its command-line sections are shown
 ANSWERS = ["solutions/[0-9][0-9]-*-answers.ipynb", "solutions/README.md"]
 
 
@@ -49,8 +57,9 @@ def mathjax(static: Path) -> None:
         cache.mkdir(parents=True, exist_ok=True)
         if shutil.which("npm") is None:
             fail("MathJax comes from npm's registry, and npm is missing: install Node.js (apt-get install npm)")
-        done = subprocess.run(["npm", "pack", MATHJAX, "--pack-destination", str(cache), "--silent"],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["npm", "pack", MATHJAX, "--pack-destination", str(cache), "--silent"], capture_output=True, text=True
+        )
         tarball = next(cache.glob("mathjax-3*.tgz"), None)
         if done.returncode or tarball is None:
             fail(f"could not fetch {MATHJAX} from npm's registry: {done.stderr.strip() or done.stdout.strip()}")
@@ -71,17 +80,37 @@ def main() -> None:
     mathjax(ROOT / "build" / "site-static")
     out, html = Path(args.out), ROOT / "build" / "site-html"  # built in build/, where MyST-NB puts its own files
     shutil.rmtree(html, ignore_errors=True)
-    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-E", "-b", "html",
-               "-c", str(ROOT / "website"), "-d", str(ROOT / "build" / "site-doctrees"), str(src), str(html)]
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-E",
+        "-b",
+        "html",
+        "-c",
+        str(ROOT / "website"),
+        "-d",
+        str(ROOT / "build" / "site-doctrees"),
+        str(src),
+        str(html),
+    ]
     env = os.environ | ({"FRUITLIB_SITE_STUDENTS": "1"} if args.students else {})
     if subprocess.run(command, env=env).returncode:
         fail("Sphinx stopped on the warnings above; fix them (the site builds with warnings as errors)")
     shutil.rmtree(out, ignore_errors=True)  # a clean site: no page left over from an earlier build
     shutil.move(html, out)
-    pages = [p for p in out.rglob("*.html") if not p.relative_to(out).as_posix().startswith("_")
-             and p.name not in ("genindex.html", "search.html")]
-    print(f"site: {out}/index.html, {len(pages)} pages (and search), built in {time.perf_counter() - began:.0f} s"
-          + (" (students' edition: no answers)" if args.students else ""))
+    pages = [
+        p
+        for p in out.rglob("*.html")
+        if not p.relative_to(out).as_posix().startswith("_") and p.name not in ("genindex.html", "search.html")
+    ]
+    print(
+        f"site: {out}/index.html, {len(pages)} pages (and search), built in {time.perf_counter() - began:.0f} s"
+        + (" (students' edition: no answers)" if args.students else "")
+    )
 
 
 if __name__ == "__main__":

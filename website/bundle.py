@@ -7,6 +7,7 @@ The archive (``build/fruit-course-VERSION.zip`` unless ``--out``) holds one fold
 files: notebooks, answers, fruitlib, docs), ``data/<name>/`` (a copy of ``--data``), ``weights/`` (the ``--weights``
 files, when given) and ``README.txt`` saying how to use it from a USB stick. It carries no Python packages.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,9 @@ def write(out: Path, readme: str, entries: list[tuple[Path, Path]]) -> None:
             archive.writestr("fruit-course/README.txt", readme)
             for source, name in entries:
                 packed = source.suffix.lower() in (".jpg", ".jpeg", ".png", ".pth", ".zip", ".gz")  # no gain
-                archive.write(source, f"fruit-course/{name.as_posix()}",
-                              zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED)
+                archive.write(
+                    source, f"fruit-course/{name.as_posix()}", zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED
+                )
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
@@ -72,29 +74,39 @@ def main() -> None:
     if not (site / "index.html").is_file():
         sys.exit(f"make bundle: no website in {site}: run `make site` first")
     if not data.is_dir():
-        sys.exit(f"make bundle: DATA={args.data} is not a folder: give the data set's folder, e.g. "
-                 "DATA=../shared/data/GroceryStoreDataset")
+        sys.exit(
+            f"make bundle: DATA={args.data} is not a folder: give the data set's folder, e.g. "
+            "DATA=../shared/data/GroceryStoreDataset"
+        )
     missing = [str(w) for w in weights if not w.is_file() or w.suffix != ".pth"]
     if missing:
         sys.exit(f"make bundle: WEIGHTS must be .pth files, and these are not: {' '.join(missing)}")
     out = Path(args.out or ROOT / "build" / f"fruit-course-{version}.zip")
     licence = "MIT licence: see its LICENSE" if (data / "LICENSE").is_file() else "see the data set's own licence"
     readme = HOW_TO.format(
-        version=version, data=data.name, data_licence=licence,
+        version=version,
+        data=data.name,
+        data_licence=licence,
         weights_line=f"weights/          ImageNet weights: {', '.join(w.name for w in weights)}.\n" if weights else "",
-        weights_export="    export FRUITLIB_WEIGHTS=$PWD/weights\n" if weights else "")
-    entries = ([(p, Path("site") / p.relative_to(site)) for p in sorted(site.rglob("*")) if p.is_file()]
-               + [(p, Path("course") / p.relative_to(ROOT)) for p in tracked_files()]
-               + [(p, Path("data") / data.name / p.relative_to(data)) for p in sorted(data.rglob("*")) if p.is_file()]
-               + [(w, Path("weights") / w.name) for w in weights])
+        weights_export="    export FRUITLIB_WEIGHTS=$PWD/weights\n" if weights else "",
+    )
+    entries = (
+        [(p, Path("site") / p.relative_to(site)) for p in sorted(site.rglob("*")) if p.is_file()]
+        + [(p, Path("course") / p.relative_to(ROOT)) for p in tracked_files()]
+        + [(p, Path("data") / data.name / p.relative_to(data)) for p in sorted(data.rglob("*")) if p.is_file()]
+        + [(w, Path("weights") / w.name) for w in weights]
+    )
     try:
         write(out, readme, entries)
     except OSError as error:
-        sys.exit(f"make bundle: could not write {out}: {error.strerror or error}; free some space there, or write "
-                 "it elsewhere with OUT=...")
-    print(f"bundle: {out} ({out.stat().st_size / 2**20:.0f} MiB): fruit-course/ with README.txt, site/, course/, "
-          f"data/{data.name}/" + (f", weights/ ({len(weights)} files)" if weights else "")
-          + f"; {len(entries) + 1} files")
+        sys.exit(
+            f"make bundle: could not write {out}: {error.strerror or error}; free some space there, or write "
+            "it elsewhere with OUT=..."
+        )
+    print(
+        f"bundle: {out} ({out.stat().st_size / 2**20:.0f} MiB): fruit-course/ with README.txt, site/, course/, "
+        f"data/{data.name}/" + (f", weights/ ({len(weights)} files)" if weights else "") + f"; {len(entries) + 1} files"
+    )
 
 
 if __name__ == "__main__":

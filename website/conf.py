@@ -1,4 +1,5 @@
 """Sphinx configuration of the course website (``make site``; ``website/build.py`` stages the pages)."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """What the course website adds to Sphinx and MyST-NB: alt text for figures, open and download links on every
 notebook page, and the students' edition (no answers)."""
+
 from __future__ import annotations
 
 import re
@@ -35,9 +36,11 @@ def open_links(app: Sphinx, doctree: nodes.document) -> None:
         return
     on_github = f"{app.config.repository}/blob/main/{docname}.ipynb"
     owner_repo = app.config.repository.removeprefix("https://github.com/")
-    links = [("Open in Colab", f"https://colab.research.google.com/github/{owner_repo}/blob/main/{docname}.ipynb"),
-             ("Open in Kaggle", f"https://kaggle.com/kernels/welcome?src={on_github}"),
-             ("Download the notebook (.ipynb)", f"{Path(docname).name}.ipynb")]
+    links = [
+        ("Open in Colab", f"https://colab.research.google.com/github/{owner_repo}/blob/main/{docname}.ipynb"),
+        ("Open in Kaggle", f"https://kaggle.com/kernels/welcome?src={on_github}"),
+        ("Download the notebook (.ipynb)", f"{Path(docname).name}.ipynb"),
+    ]
     para = nodes.paragraph(classes=["open-links"])
     for i, (text, uri) in enumerate(links):
         para += nodes.reference(text, text, refuri=uri, classes=[text.split()[-1].strip("().").lower()])
