@@ -15,10 +15,12 @@ setup: $(BIN)/.installed
 series: setup
 	$(BIN)/python -m fruitlib series --out runs/series
 
-# Unit tests, then the notebooks and their answers (solutions/, after the notebooks whose runs they reuse): each
-# executed once by nbval and its outputs compared with the committed ones (finished runs in runs/ and the cache are
-# reused, so after `make series` nothing is trained again).
+# ruff (lint, format check), the unit tests, then the notebooks and their answers (solutions/, after the notebooks
+# whose runs they reuse): each executed once by nbval and its outputs compared with the committed ones (finished runs
+# in runs/ and the cache are reused, so after `make series` nothing is trained again).
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval notebooks/ solutions/
 

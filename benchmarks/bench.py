@@ -22,11 +22,6 @@ import time
 from pathlib import Path
 
 import torch
-
-from fruitlib.cache import load_split
-from fruitlib.data import find_data, make_splits, scan, stored_size
-from fruitlib.models import build_model, resolve_backbone
-from fruitlib.train import pick_device
 from items import (
     DEFAULTS,
     FROZEN_EPOCHS,
@@ -41,6 +36,11 @@ from items import (
 from report import gpu_settings_summary, print_table, settings_summary, table_rows
 from settings import measure_decode_threads, measure_gpu_settings, measure_openmp_wait, measure_settings
 from timing import fruitlib_cache, load_average, machine
+
+from fruitlib.cache import load_split
+from fruitlib.data import find_data, make_splits, scan, stored_size
+from fruitlib.models import build_model, resolve_backbone
+from fruitlib.train import pick_device
 
 BEGAN = time.perf_counter()
 
@@ -232,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     if "settings" in results:
         print(
-            "\nCPU settings (measured on %d photos, %s px; forward: best of 2 rounds of half of them):"
-            % (results["settings"]["images"], DEFAULTS.image_size)
+            f"\nCPU settings (measured on {results['settings']['images']} photos, {DEFAULTS.image_size} px; forward: "
+            "best of 2 rounds of half of them):"
         )
         for line in settings_summary(results["settings"]):
             print("  " + line)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import matplotlib
 import pandas as pd
+from timing import timed_train
 
 from fruitlib import stats
-from timing import timed_train
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from timing import drop, engine_forward_seconds, eval_batches, fruitlib_cache, images_per_second, timed_train
 from torch.utils.data import TensorDataset
 
 from fruitlib.augment import PhotoView, eval_transform, train_transform
@@ -20,7 +21,6 @@ from fruitlib.data import Catalog, ImagePathDataset, ImageTensorDataset, make_lo
 from fruitlib.models import build_model, param_groups
 from fruitlib.run import DEFAULT_EPOCHS, DEFAULT_LR, RunConfig, rates, training_data
 from fruitlib.train import fit, make_optimizer, run_epoch, seed_everything
-from timing import drop, eval_batches, engine_forward_seconds, fruitlib_cache, images_per_second, timed_train
 
 DEFAULTS = RunConfig()  # fruitlib's defaults: what `python -m fruitlib train` runs
 FROZEN_EPOCHS = DEFAULT_EPOCHS["frozen"]  # the default run's head epochs

@@ -309,7 +309,8 @@ def settings_summary(s: dict) -> list[str]:
         lines.append(
             "OpenMP wait policy (fresh processes, default threads): "
             + ", ".join(
-                f"{k}: forward {w[k]['forward_images_per_s']:.0f}, augmentation {w[k]['augment_images_per_s']:.0f} img/s"
+                f"{k}: forward {w[k]['forward_images_per_s']:.0f}, "
+                f"augmentation {w[k]['augment_images_per_s']:.0f} img/s"
                 for k in ("default", "PASSIVE")
             )
         )

@@ -13,14 +13,14 @@ import sys
 import time
 
 import torch
+from items import DEFAULTS
+from timing import backbone_forward_seconds, eval_batches, images_per_second, train_step_images_per_s
 from torchvision.transforms import v2
 
 from fruitlib.augment import PhotoView, num_threads, view_for
 from fruitlib.data import Catalog, ImageTensorDataset, decode, make_loader, stored_size
 from fruitlib.models import build_model
 from fruitlib.train import loader_workers, native_bf16
-from items import DEFAULTS
-from timing import backbone_forward_seconds, eval_batches, images_per_second, train_step_images_per_s
 
 
 def augment_images_per_s(view: PhotoView, images: torch.Tensor, batch_size: int = 64) -> dict:

@@ -97,7 +97,7 @@ def backbone_forward_seconds(
     model,
     batches: list[torch.Tensor],
     channels_last: bool = True,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = torch.device("cpu"),  # noqa: B008 - a torch.device is immutable
     grad: str = "inference",
 ) -> float:
     """Seconds for one PyTorch forward pass of every stage (and the pooling) over prepared batches.

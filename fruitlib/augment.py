@@ -19,8 +19,8 @@ shrinking to alias. ``tests/test_augment.py`` checks both steps against torchvis
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np

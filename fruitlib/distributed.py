@@ -11,9 +11,9 @@ one GPU or machine"). Only rank 0 writes files. Without torchrun nothing here do
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.distributed as dist

@@ -13,15 +13,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from .errors import FruitlibError
-from .weights import remove_stale_temporaries
 from .models import FruitNet
+from .weights import remove_stale_temporaries
 
 ENGINES = ("onnxruntime", "pytorch")
 Runner = Callable[[torch.Tensor], torch.Tensor]

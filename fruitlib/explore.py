@@ -15,11 +15,11 @@ import pandas as pd
 import seaborn as sns
 import torch
 from PIL import Image
+from scipy.sparse.csgraph import connected_components
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import TSNE
 from sklearn.metrics import roc_auc_score
-from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict, train_test_split
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.pipeline import make_pipeline

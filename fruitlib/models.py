@@ -82,7 +82,7 @@ class FruitNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.embed(x))
 
-    def train(self, mode: bool = True) -> "FruitNet":
+    def train(self, mode: bool = True) -> FruitNet:
         super().train(mode)
         for stage in self.stages[: self.frozen_stages]:
             stage.eval()  # frozen BatchNorm keeps its ImageNet statistics

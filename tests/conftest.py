@@ -66,7 +66,7 @@ def make_folder_data(root: Path, per_class: int = 6) -> Path:
 
 
 def make_grocery_data(root: Path, counts: dict[str, int] = GROCERY_COUNTS) -> Path:
-    """A Grocery Store Dataset clone in miniature: classes.csv, train.txt, val.txt (a test split if ``counts`` has one)."""
+    """A Grocery Store Dataset clone in miniature: classes.csv, train.txt, val.txt (and test.txt if ``counts`` says)."""
     base = root / "dataset"
     base.mkdir(parents=True)
     rows = [GROCERY_HEADER]

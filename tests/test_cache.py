@@ -12,8 +12,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-
 from conftest import make_photo
+
 from fruitlib import FruitlibError, cache
 from fruitlib.data import decode, make_splits, scan, stored_size
 from fruitlib.models import build_model
@@ -331,4 +331,4 @@ def test_remember_refuses_what_it_could_not_load_back(isolated):
 
     for value in ({"x": np.float64(0.5)}, {"frame": pd.DataFrame({"a": [1]})}, {"array": np.zeros(2)}):
         with pytest.raises(FruitlibError, match="convert the result"):
-            cache.remember("nb-bad", {"value": repr(value)}, lambda: value)
+            cache.remember("nb-bad", {"value": repr(value)}, lambda value=value: value)

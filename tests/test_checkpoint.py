@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import one_line
+
 from fruitlib import FruitlibError
 from fruitlib.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from fruitlib.models import build_model

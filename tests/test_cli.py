@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import COLOURS
+
 from fruitlib import cli
 
 REPO = Path(__file__).resolve().parents[1]

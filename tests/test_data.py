@@ -10,12 +10,11 @@ import pandas as pd
 import PIL.Image
 import pytest
 import torch
+from conftest import COLOURS, MISSING_LISTED, make_photo, one_line
 from PIL import Image
 
-from conftest import COLOURS, MISSING_LISTED, make_photo, one_line
 from fruitlib import FruitlibError, data
 from fruitlib.data import decode, find_data, make_splits, scan, write_manifest
-
 
 # ----------------------------------------------------------------------------- folder-per-class layout
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_grocery_data, one_line
+
 from fruitlib import FruitlibError, cli, download
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import one_line
+
 from fruitlib import FruitlibError, engines
 from fruitlib.cache import stage_runner
 from fruitlib.evaluate import predict_images

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import COLOURS, one_line
+
 from fruitlib import FruitlibError, evaluate
 from fruitlib.data import decode, scan
 from fruitlib.evaluate import load_photo, report, top_k

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import make_folder_data
 
 REPO = Path(__file__).resolve().parents[1]

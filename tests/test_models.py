@@ -8,7 +8,6 @@ import torchvision
 from torch import nn
 
 from fruitlib import FruitlibError
-from fruitlib.run import RunConfig, run_params
 from fruitlib.models import (
     BACKBONES,
     IMAGENET_MEAN,
@@ -25,6 +24,7 @@ from fruitlib.models import (
     set_mode,
     wrap,
 )
+from fruitlib.run import RunConfig, run_params
 from fruitlib.weights import LITES, RESNETS
 
 CLASSES = ["apple", "banana", "kiwi", "lime", "plum"]

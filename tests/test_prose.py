@@ -1,10 +1,10 @@
 """Prose follows outputs: a number stated in the text is printed by an output, or quoted from a named source.
 
-For every notebook and answers notebook (``solutions/``), each percentage, "N points", number of seconds and count of photos in its markdown cells
-must appear among the numbers its own outputs print (a percentage may be printed as a fraction: 0.198 for
-19.8%; seconds must be printed as seconds). The README and the teaching plan (``docs/teaching.md``) are held to
-the outputs of all the notebooks and answers, and a sentence of theirs that names the benchmarks to the raw outputs
-they wrote (``benchmarks/**/*.json``, ``*.txt``).
+For every notebook and answers notebook (``solutions/``), each percentage, "N points", number of seconds and count
+of photos in its markdown cells must appear among the numbers its own outputs print (a percentage may be printed
+as a fraction: 0.198 for 19.8%; seconds must be printed as seconds). The README and the teaching plan
+(``docs/teaching.md``) are held to the outputs of all the notebooks and answers, and a sentence of theirs that
+names the benchmarks to the raw outputs they wrote (``benchmarks/**/*.json``, ``*.txt``).
 Numbers quoted from elsewhere are allowed only as listed in QUOTED, and only in a sentence that names their source.
 Code (inline or in blocks) and formulas are not prose and are left out.
 """

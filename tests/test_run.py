@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import COLOURS, MISSING_LISTED, make_folder_data, make_photo, one_line
+
 from fruitlib import FruitlibError, evaluate, run
 from fruitlib.checkpoint import load_checkpoint, model_from_checkpoint
 from fruitlib.run import RunConfig, train_run
@@ -92,8 +92,8 @@ def test_a_run_writes_every_output(tiny_run):
 
 
 def test_the_saved_model_reproduces_the_reported_accuracy(tiny_run):
-    from fruitlib.cache import load_split
     from fruitlib.augment import eval_transform
+    from fruitlib.cache import load_split
     from fruitlib.data import make_splits, scan
 
     out, data = tiny_run

@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-
 from conftest import one_line
+
 from fruitlib import FruitlibError, series
 
 

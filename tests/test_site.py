@@ -6,7 +6,6 @@ request that leaves the disk refused. Without that browser the browser tests are
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
 from conftest import one_line
+
 from fruitlib import FruitlibError
 from fruitlib.models import build_model
 from fruitlib.weights import (
