@@ -14,8 +14,8 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .config import RESNETS
 from .models import count_parameters, resnet_stages
-from .weights import RESNETS
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:

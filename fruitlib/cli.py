@@ -1,6 +1,8 @@
 """``python -m fruitlib``: train, evaluate, predict, run the notebook series, and download for offline use.
 
-Errors end the program with one line on stderr and a non-zero exit status, never a traceback.
+Errors end the program with one line on stderr and a non-zero exit status, never a traceback; options that
+contradict each other are refused before any work. Only the command that runs imports PyTorch and the other heavy
+libraries, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ import json
 import sys
 from pathlib import Path
 
-from . import stats
-from .distributed import session
+from .config import (
+    BACKBONE_SHARE,
+    CATEGORIES,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    LABELS,
+    MODES,
+    OPTIMIZERS,
+    PRESETS,
+    RESNETS,
+    RunConfig,
+)
 from .errors import FruitlibError
-from .run import DEFAULT_EPOCHS, PRESETS, RunConfig
-from .weights import RESNETS
 
 DEFAULTS = RunConfig()
 
@@ -60,9 +70,20 @@ def interrupted(out: Path) -> str:
     return f"interrupted: {out}/model.pt holds the first {done} epoch(s); continue with --resume"
 
 
+def contradictions(args: argparse.Namespace) -> None:
+    """Refuse, in one line, options of ``train`` that cannot both hold (RunConfig refuses the settings that clash)."""
+    if args.scratch and args.weights:
+        raise FruitlibError("--scratch starts from random weights, so --weights would be ignored: give one of them")
+    if args.no_cache and args.views is not None:
+        raise FruitlibError("--views are augmented views whose frozen features are cached: drop --views or --no-cache")
+
+
 def _train(args: argparse.Namespace) -> None:
+    from . import stats
+    from .distributed import session
     from .run import train_run
 
+    contradictions(args)
     cfg = train_config(args)
     with session(cfg.device) as here:  # several processes under torchrun, else one
         try:
@@ -87,6 +108,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from . import stats
     from .cache import load_split
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .data import find_data, make_splits, read_manifest, relabel, scan
@@ -161,9 +183,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--scratch", action="store_true", default=None, help="random initialisation instead of ImageNet weights"
     )
-    train.add_argument(
-        "--mode", choices=["frozen", "last", "full"], help="what trains (default: frozen; full with --scratch)"
-    )
+    train.add_argument("--mode", choices=MODES, help="what trains (default: frozen; full with --scratch)")
     train.add_argument("--weights", help="local ImageNet .pth file for the backbone (offline use)")
     train.add_argument(
         "--preset",
@@ -182,16 +202,17 @@ def parser() -> argparse.ArgumentParser:
     ):
         train.add_argument(flag, type=int, help=f"default: {default}" if default is not None else None)
     train.add_argument(
-        "--lr", type=float, help="the new head's learning rate (default 1e-3; from scratch: every layer's)"
+        "--lr", type=float, help=f"the new head's learning rate (default {DEFAULT_LR:g}; from scratch: every layer's)"
     )
     train.add_argument(
         "--backbone-lr",
         type=float,
-        help="the rate of the pretrained stages that train (default: 0.3 of --lr for --mode last, 0.1 for full)",
+        help=f"the rate of the pretrained stages that train (default: {BACKBONE_SHARE['last']:g} of --lr for "
+        f"--mode last, {BACKBONE_SHARE['full']:g} for full)",
     )
-    train.add_argument("--optimizer", choices=["adamw", "sgd"], help=f"default: {DEFAULTS.optimizer}")
-    train.add_argument("--labels", choices=["coarse", "fine"], help="Grocery Store labels (default: coarse)")
-    train.add_argument("--category", choices=["Fruit", "Vegetables", "Packages"], help="default: Fruit")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {DEFAULTS.optimizer}")
+    train.add_argument("--labels", choices=LABELS, help=f"Grocery Store labels (default: {DEFAULTS.labels})")
+    train.add_argument("--category", choices=CATEGORIES, help=f"default: {DEFAULTS.category}")
     train.add_argument("--device", help="auto (the default), cpu, cuda or mps")
     train.add_argument(
         "--dropout",
@@ -206,8 +227,9 @@ def parser() -> argparse.ArgumentParser:
         "when the settings are final: evaluate --split test)",
     )
     train.add_argument("--no-cache", action="store_true", help="run frozen layers every epoch (slow; to compare)")
-    train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    existing = train.add_mutually_exclusive_group()  # what to do with a run already in --out
+    existing.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    existing.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on a split")

@@ -24,6 +24,7 @@ from PIL import Image, ImageOps
 from sklearn.model_selection import train_test_split
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from .config import CATEGORIES, LABELS
 from .errors import FruitlibError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -44,9 +45,6 @@ def download_folder() -> Path:
 
     home = checkout()
     return home / DEFAULT_DATA if home else platformdirs.user_data_path("fruitlib") / DEFAULT_DATA.name
-
-
-CATEGORIES = ("Fruit", "Vegetables", "Packages")
 
 
 @dataclass
@@ -108,7 +106,7 @@ def scan(root: str | os.PathLike, labels: str = "coarse", category: str = "Fruit
 
 
 def _scan_grocery(root: Path, base: Path, labels: str, category: str) -> Catalog:
-    if labels not in ("coarse", "fine"):
+    if labels not in LABELS:
         raise FruitlibError(f"labels must be 'coarse' or 'fine', not '{labels}'")
     if category not in CATEGORIES:
         raise FruitlibError(f"category must be one of {', '.join(CATEGORIES)}, not '{category}'")

@@ -20,10 +20,10 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from .config import MODES, RESNETS
 from .errors import FruitlibError
 from .weights import (
     LITES,
-    RESNETS,
     lite_weights_file,
     load_into,
     load_state_dict_file,
@@ -33,7 +33,6 @@ from .weights import (
 
 BACKBONES = (*RESNETS, *LITES)
 LITE_NATIVE_SIZE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}  # trained at
-MODES = ("frozen", "last", "full")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 

@@ -28,8 +28,8 @@ from . import __version__, plots
 from .augment import view_for
 from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from .config import BACKBONE_SHARE, DEFAULT_EPOCHS, DEFAULT_LR, RunConfig
 from .data import (
-    CATEGORIES,
     Catalog,
     ImageTensorDataset,
     find_data,
@@ -64,77 +64,7 @@ RUN_FILES = (
     "curves.png",
     "confusion.png",
 )
-DEFAULT_LR = 1e-3  # the head's learning rate in every mode (from scratch: every layer's)
-# The rate of the stages that train, as a share of the head's: pretrained stages move slower than the new head (a
-# discriminative rate). "last": 0.3, chosen on the validation split (benchmarks/choose_settings.py); "full": 0.1,
-# the article's 1e-4 for a pretrained body (unmeasured here: it needs a GPU); from scratch everything is new.
-BACKBONE_SHARE = {"last": 0.3, "full": 0.1, "scratch": 1.0}
-# Epochs when none are given. An epoch of the head on cached features costs little and more of them helped
-# (benchmarks/choose_defaults.py); an epoch of trained stages costs a pass of the network over the photos.
-DEFAULT_EPOCHS = {"frozen": 100, "last": 10, "full": 10}
 SAVE_EVERY_S = 5.0  # between the first and the last epoch, model.pt is rewritten at most this often
-# Named settings for ``train --preset``, chosen on the validation split over three seeds
-# (benchmarks/choose_settings.py --accurate; the search and its numbers are in benchmarks/README.md).
-PRESETS = {"accurate": {"backbone": "efficientnet_lite0", "mode": "last", "views": 2}}
-# What a RunConfig accepts: whole numbers from these lowest values (None where the field allows it), and choices.
-# 32 px is the smallest photo the networks halve five times and still see.
-LOWEST = {"epochs": 1, "image_size": 32, "batch_size": 1, "views": 0, "seed": 0, "per_class": 1}
-CHOICES = {
-    "mode": (None, "frozen", "last", "full"),
-    "optimizer": ("adamw", "sgd"),
-    "labels": ("coarse", "fine"),
-    "category": CATEGORIES,
-}
-
-
-@dataclass
-class RunConfig:
-    """Every setting of a run; saved as ``params.json`` beside its results."""
-
-    data: str | None = None
-    out: str = "runs/transfer"
-    backbone: str = "auto"
-    scratch: bool = False
-    mode: str | None = None  # frozen / last / full; default: frozen for transfer, full from scratch
-    epochs: int | None = None  # None: DEFAULT_EPOCHS of the mode
-    image_size: int = 224
-    batch_size: int = 64
-    lr: float | None = None  # the head's learning rate (None: DEFAULT_LR)
-    backbone_lr: float | None = None  # rate of the stages that train (None: lr * BACKBONE_SHARE of the mode)
-    optimizer: str = "adamw"
-    views: int = 1  # augmented views per photo when frozen activations are cached
-    dropout: bool = False  # the backbone's own dropout and drop-connect (EfficientNet-Lite's; see fruitlib.models)
-    cache: bool = True  # frozen stages computed once (False: run them every epoch, the slow way)
-    seed: int = 0
-    labels: str = "coarse"
-    category: str = "Fruit"
-    val_fraction: float = 0.2
-    per_class: int | None = None  # at most this many training photos per class (None: all)
-    test: bool = True  # score the test split too, where the data have one (the CLI only when asked: --test)
-    weights: str | None = None
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        for name, low in LOWEST.items():
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise FruitlibError(f"{name} must be at least {low}, not {value!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise FruitlibError(f"lr must be above 0, not {self.lr!r}")
-        if self.backbone_lr is not None and not self.backbone_lr >= 0:
-            raise FruitlibError(f"backbone_lr must be at least 0, not {self.backbone_lr!r}")
-        if not 0 < self.val_fraction < 1:
-            raise FruitlibError(f"val_fraction must be between 0 and 1, not {self.val_fraction!r}")
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError):
-                raise FruitlibError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}") from None
-        for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise FruitlibError(
-                    f"{name} must be one of {', '.join(map(str, allowed))}, not {getattr(self, name)!r}"
-                )
 
 
 def config_of(params: dict) -> RunConfig:
@@ -262,9 +192,7 @@ def run_params(cfg: RunConfig) -> dict:
     fruitlib's version is saved too: a run made by another version is not reused (its results may differ).
     """
     name, why = resolve_backbone(cfg.backbone, cfg.weights, cfg.image_size)
-    mode = cfg.mode or ("full" if cfg.scratch else "frozen")
-    if cfg.scratch and mode != "full":
-        raise FruitlibError("a network trained from scratch has nothing to freeze: use mode 'full' with --scratch")
+    mode = cfg.mode or ("full" if cfg.scratch else "frozen")  # RunConfig refuses a frozen stage from scratch
     lr, backbone_lr = rates(cfg, mode)
     return json.loads(
         json.dumps(

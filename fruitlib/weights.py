@@ -19,7 +19,6 @@ import torchvision.models as tvm
 
 from .errors import FruitlibError
 
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 

@@ -392,3 +392,37 @@ def test_evaluate_refuses_only_classes_the_model_does_not_know(capsys, tiny_run,
     shutil.copytree(data / "apple", new / "mango")
     code, _, err = run_cli(capsys, "evaluate", "--checkpoint", out / "model.pt", "--data", new)
     assert_one_line_error(code, err, "mango", "does not know", "apple, banana, kiwi")
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--resume", "--overwrite"], "not allowed with argument --resume"),
+        (["--scratch", "--weights", "resnet50.pth"], "--weights would be ignored"),
+        (["--scratch", "--mode", "last"], "nothing to freeze"),
+        (["--no-cache", "--views", "2"], "drop --views or --no-cache"),
+    ],
+)
+def test_contradictory_train_options_are_refused_in_one_line_before_any_work(capsys, tmp_path, args, says):
+    code, out, err = run_cli(capsys, "train", "--data", tmp_path / "no-such-data", "--out", tmp_path / "run", *args)
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1 and out == ""
+    assert not (tmp_path / "run").exists()  # refused before the data was looked for or the folder made
+
+
+def test_help_answers_without_importing_torch():
+    probe = "import sys; from fruitlib import cli; cli.main(['train', '--help']); print(sorted(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    modules = set(done.stdout.split("\n")[-2].strip("[]").replace("'", "").split(", "))
+    assert done.returncode == 0 and "--resume" in done.stdout
+    assert modules.isdisjoint({"torch", "cv2", "sklearn", "matplotlib", "scipy"})
+
+
+def test_the_command_lines_choices_are_the_configs():
+    from fruitlib import config
+
+    train = cli.parser()._subparsers._group_actions[0].choices["train"]
+    actions = {a.dest: a for a in train._actions}
+    assert tuple(actions["mode"].choices) == config.MODES
+    assert tuple(actions["optimizer"].choices) == config.OPTIMIZERS
+    assert tuple(actions["labels"].choices) == config.LABELS
+    assert tuple(actions["category"].choices) == config.CATEGORIES

@@ -8,6 +8,7 @@ import torchvision
 from torch import nn
 
 from fruitlib import FruitlibError
+from fruitlib.config import RESNETS
 from fruitlib.models import (
     BACKBONES,
     IMAGENET_MEAN,
@@ -25,7 +26,7 @@ from fruitlib.models import (
     wrap,
 )
 from fruitlib.run import RunConfig, run_params
-from fruitlib.weights import LITES, RESNETS
+from fruitlib.weights import LITES
 
 CLASSES = ["apple", "banana", "kiwi", "lime", "plum"]
 
