@@ -23,9 +23,9 @@ HOW_TO = """From ImageNet to fruit: the course, for a classroom without internet
 
 site/index.html   the course website: open it in a browser, straight from this folder; it needs no internet.
 course/           the notebooks, their answers (solutions/), the library they share (fruitlib) and the docs.
-data/{data}/      the photos ({data_licence}).
+{data_folder}the photos ({data_licence}).
 {weights_line}
-To run the notebooks, each machine needs Python 3.10 or later and fruitlib's packages (PyTorch and the others
+To run the notebooks, each machine needs Python 3.11 or later and fruitlib's packages (PyTorch and the others
 listed in course/pyproject.toml). This archive does not carry them: PyTorch's wheels are large and differ by
 operating system, Python version and GPU. Install them once while online (pip install -e "course[notebooks]"),
 or make a wheelhouse for the classroom's platform on a machine online with
@@ -86,6 +86,7 @@ def main() -> None:
     readme = HOW_TO.format(
         version=version,
         data=data.name,
+        data_folder=f"data/{data.name}/".ljust(17) + " ",
         data_licence=licence,
         weights_line=f"weights/          ImageNet weights: {', '.join(w.name for w in weights)}.\n" if weights else "",
         weights_export="    export FRUITLIB_WEIGHTS=$PWD/weights\n" if weights else "",
