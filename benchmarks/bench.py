@@ -39,8 +39,8 @@ from timing import fruitlib_cache, load_average, machine
 
 from fruitlib.cache import load_split
 from fruitlib.data import find_data, make_splits, scan, stored_size
+from fruitlib.device import pick_device
 from fruitlib.models import build_model, resolve_backbone
-from fruitlib.train import pick_device
 
 BEGAN = time.perf_counter()
 

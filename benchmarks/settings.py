@@ -19,8 +19,8 @@ from torchvision.transforms import v2
 
 from fruitlib.augment import PhotoView, num_threads, view_for
 from fruitlib.data import Catalog, ImageTensorDataset, decode, make_loader, stored_size
+from fruitlib.device import loader_workers, native_bf16
 from fruitlib.models import build_model
-from fruitlib.train import loader_workers, native_bf16
 
 
 def augment_images_per_s(view: PhotoView, images: torch.Tensor, batch_size: int = 64) -> dict:

@@ -10,7 +10,6 @@ changed or replaced file means a new entry, even when its size and modification 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +24,12 @@ from tqdm.auto import tqdm
 from . import __version__, engines
 from .augment import PhotoView, num_threads, view_for
 from .data import Catalog, decode, skipped_summary, stored_size
+from .device import usable_cores
 from .errors import FruitlibError
+from .files import atomic_save
 from .models import FruitNet
-from .weights import atomic_save
 
 DECODER = 2  # the decoded-photo cache's format: raise it whenever decode() would give other pixels
-CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota (cgroup v2): "max 100000" or "200000 100000"
 
 
 @dataclass
@@ -115,18 +114,6 @@ def _try_decode(path: str, size: int) -> torch.Tensor | str:
             f"unreadable or truncated image ({'' if kind.__module__ == 'builtins' else kind.__module__ + '.'}"
             f"{kind.__name__})"
         )
-
-
-def usable_cores(cpu_max: Path = CPU_MAX) -> int:
-    """The cores this process may use: its CPU affinity, within a container's CPU quota."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota, period = cpu_max.read_text().split()
-        if quota != "max":
-            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):  # no cgroup v2 quota here
-        pass
-    return cores
 
 
 def decode_all(paths: list[str], size: int, progress: bool = True) -> dict:

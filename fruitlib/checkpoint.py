@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 
 from .errors import FruitlibError
+from .files import atomic_save
 from .models import FruitNet, ModelSpec, build_model
-from .weights import atomic_save, load_into, load_state_dict_file
+from .weights import load_into, load_state_dict_file
 
 REQUIRED = ("model", "spec", "params")
 
@@ -23,7 +24,7 @@ REQUIRED = ("model", "spec", "params")
 def save_checkpoint(
     path: str | os.PathLike, model: FruitNet, params: dict, training: dict | None = None, weights: dict | None = None
 ) -> Path:
-    """Write atomically (see :func:`~fruitlib.weights.atomic_save`): an interruption keeps the previous file.
+    """Write atomically (see :func:`~fruitlib.files.atomic_save`): an interruption keeps the previous file.
 
     ``weights``: a state dict of ``model`` saved earlier (e.g. its best epoch's) instead of its current one.
     """

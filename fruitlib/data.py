@@ -26,17 +26,10 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from .config import CATEGORIES, LABELS
 from .errors import FruitlibError
+from .files import checkout
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEFAULT_DATA = Path("data") / "GroceryStoreDataset"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when fruitlib runs from one (else site-packages)
-
-
-def checkout() -> Path | None:
-    """The repository fruitlib runs from (an editable install or the source tree), or None for an installed package."""
-    return (
-        PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir() else None
-    )
 
 
 def download_folder() -> Path:

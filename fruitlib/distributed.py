@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from .device import pick_device
 from .errors import FruitlibError
 
 
@@ -51,8 +52,6 @@ def session(device: str = "auto") -> Iterator[World]:
     if "WORLD_SIZE" not in os.environ or (dist.is_available() and dist.is_initialized()):
         yield world()
         return
-    from .train import pick_device  # (train imports this module)
-
     cuda = pick_device(device).type == "cuda"
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())

@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import FruitlibError
-from .weights import remove_stale_temporaries, resnet_weights_enum
+from .files import remove_stale_temporaries
+from .weights import resnet_weights_enum
 
 REPOSITORY = "https://github.com/marcusklasson/GroceryStoreDataset"
 COMMIT = "fc80ba90f803d79d0383df52c5a4ac5de99ff6fc"  # master on 2023-09-08, the data's last change in 2019

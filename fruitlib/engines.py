@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from .errors import FruitlibError
+from .files import remove_stale_temporaries
 from .models import FruitNet
-from .weights import remove_stale_temporaries
 
 ENGINES = ("onnxruntime", "pytorch")
 Runner = Callable[[torch.Tensor], torch.Tensor]

@@ -13,7 +13,7 @@ import seaborn as sns
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from .data import checkout
+from .files import checkout
 
 
 def save(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> Path:

@@ -40,11 +40,12 @@ from .data import (
     scan,
     write_manifest,
 )
+from .device import pick_device
 from .distributed import World, barrier, local_batch, main_first, own_device, world
 from .errors import FruitlibError
 from .evaluate import score
 from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
-from .train import fit, pick_device, seed_everything
+from .train import fit, seed_everything
 
 RECORDED = (
     "data_root",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from .data import checkout
 from .errors import FruitlibError
+from .files import checkout
 
 
 def notebooks_folder(given: str | os.PathLike | None = None) -> Path:

@@ -14,9 +14,7 @@ photos in parallel (see :func:`loader_workers`).
 from __future__ import annotations
 
 import math
-import os
 import random
-import shutil
 import time
 from collections.abc import Callable
 
@@ -28,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data import PhotoDataset, make_loader
+from .device import loader_workers, memory_format, native_bf16, pick_device
 from .distributed import (
     local_batch,
     own_device,
@@ -41,46 +40,6 @@ from .distributed import (
 )
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "backbone_lr", "seconds"]
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then Apple's mps, then the CPU."""
-    if device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def loader_workers(device: torch.device) -> int:
-    """Processes that augment training photos: none on the CPU, where they would take cores from the network
-    (benchmarks/: 0 workers was fastest on 2 cores), up to 8 beside a GPU, which one process cannot keep busy.
-
-    Workers hand batches over in shared memory: with under 2 GiB free there (Docker's default is 64 MiB), none.
-    """
-    if device.type != "cuda":
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        shared = shutil.disk_usage("/dev/shm").free
-    except OSError:
-        shared = 0
-    return min(8, cores - 1) if shared >= 2 * 2**30 else 0
-
-
-def memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last where it was measured faster (the CPU, CUDA); elsewhere PyTorch's default layout."""
-    return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Mixed precision in bfloat16 on GPUs that compute it natively (Ampere and newer); elsewhere float32.
-
-    (Older cards such as Colab's T4 would emulate it, slower than float32.)
-    """
-    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def seed_everything(seed: int) -> None:

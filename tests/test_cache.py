@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import make_photo
 
-from fruitlib import FruitlibError, cache
+from fruitlib import FruitlibError, cache, device
 from fruitlib.data import decode, make_splits, scan, stored_size
 from fruitlib.models import build_model
 
@@ -100,7 +100,7 @@ def test_a_new_decoder_version_means_new_entries(folder_data, count_decodes, mon
 
 
 def test_temporary_files_of_killed_writers_are_removed(isolated):
-    from fruitlib.weights import atomic_save
+    from fruitlib.files import atomic_save
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = isolated["cache"] / f".images.pt.tmp{int(dead.stdout)}"
@@ -136,11 +136,11 @@ def test_photos_that_make_pillow_raise_anything_are_skipped(folder_data, monkeyp
 
 def test_decoding_threads_follow_the_affinity_and_the_container_quota(tmp_path):
     affinity = len(os.sched_getaffinity(0))
-    assert cache.usable_cores(tmp_path / "no-such-file") == affinity
+    assert device.usable_cores(tmp_path / "no-such-file") == affinity
     (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert cache.usable_cores(tmp_path / "cpu.max") == affinity
+    assert device.usable_cores(tmp_path / "cpu.max") == affinity
     (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a core: one thread
-    assert cache.usable_cores(tmp_path / "cpu.max") == 1
+    assert device.usable_cores(tmp_path / "cpu.max") == 1
 
 
 def test_a_corrupt_cache_file_is_rebuilt(folder_data, count_decodes):

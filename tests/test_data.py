@@ -13,7 +13,7 @@ import torch
 from conftest import COLOURS, MISSING_LISTED, make_photo, one_line
 from PIL import Image
 
-from fruitlib import FruitlibError, data
+from fruitlib import FruitlibError, data, files
 from fruitlib.data import decode, find_data, make_splits, scan, write_manifest
 
 # ----------------------------------------------------------------------------- folder-per-class layout
@@ -91,7 +91,7 @@ def test_find_data_prefers_explicit_path_then_environment(tmp_path, folder_data,
 
 def test_no_data_anywhere_offline_is_a_one_line_error(tmp_path, monkeypatch, isolated):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(files, "PROJECT_ROOT", tmp_path)
     with pytest.raises(FruitlibError) as error:
         find_data()  # tries to download the default data set: refused by the offline fixture
     assert one_line(str(error.value)) and "FRUITLIB_DATA" in str(error.value)
@@ -101,7 +101,7 @@ def test_no_data_anywhere_offline_is_a_one_line_error(tmp_path, monkeypatch, iso
 def test_default_data_folder_is_found_from_the_working_directory(tmp_path, monkeypatch):
     (tmp_path / "data" / "GroceryStoreDataset").mkdir(parents=True)
     (tmp_path / "notebooks").mkdir()
-    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path / "elsewhere")
+    monkeypatch.setattr(files, "PROJECT_ROOT", tmp_path / "elsewhere")
     monkeypatch.chdir(tmp_path / "notebooks")  # notebooks run in notebooks/: the data is one level up
     assert find_data() == (tmp_path / "data" / "GroceryStoreDataset").resolve()
 
@@ -440,7 +440,7 @@ def test_a_relative_fruitlib_data_also_works_from_notebooks(monkeypatch, tmp_pat
     (project / "data" / "x").mkdir(parents=True)
     (project / "notebooks").mkdir()
     (project / "pyproject.toml").touch()  # a checkout
-    monkeypatch.setattr(data, "PROJECT_ROOT", project)
+    monkeypatch.setattr(files, "PROJECT_ROOT", project)
     monkeypatch.chdir(project / "notebooks")
     monkeypatch.setenv("FRUITLIB_DATA", "data/x")
     assert data.find_data() == (project / "data" / "x").resolve()
@@ -450,11 +450,11 @@ def test_a_relative_fruitlib_data_also_works_from_notebooks(monkeypatch, tmp_pat
 
 
 def test_an_installed_package_downloads_into_the_users_data_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path / "site-packages")  # no checkout around the package
-    assert data.checkout() is None
+    monkeypatch.setattr(files, "PROJECT_ROOT", tmp_path / "site-packages")  # no checkout around the package
+    assert files.checkout() is None
     assert data.download_folder() == Path(os.environ["XDG_DATA_HOME"]) / "fruitlib" / "GroceryStoreDataset"
-    monkeypatch.setattr(data, "PROJECT_ROOT", Path(data.__file__).resolve().parents[1])
-    assert data.download_folder() == data.checkout() / "data" / "GroceryStoreDataset"
+    monkeypatch.setattr(files, "PROJECT_ROOT", Path(data.__file__).resolve().parents[1])
+    assert data.download_folder() == files.checkout() / "data" / "GroceryStoreDataset"
 
 
 def test_a_recorded_split_with_numbered_classes_reads_back(tmp_path):

@@ -66,8 +66,8 @@ def test_an_installed_wheel_trains_evaluates_and_predicts_from_any_folder(instal
     env = os.environ | {"PYTHONPATH": str(installed), "PYTHONWARNINGS": "ignore", "HOME": str(tmp_path / "home")}
     env.pop("FRUITLIB_CACHE")  # the user's cache folder (under this HOME), as an installed package finds it
     env.pop("XDG_CACHE_HOME", None)
-    where = run("-c", "import fruitlib.data as d; print(d.__file__, d.checkout())", cwd=work, env=env)
-    assert where.stdout.split() == [str(installed / "fruitlib" / "data.py"), "None"], where.stderr
+    where = run("-c", "import fruitlib.files as f; print(f.__file__, f.checkout())", cwd=work, env=env)
+    assert where.stdout.split() == [str(installed / "fruitlib" / "files.py"), "None"], where.stderr
 
     trained = run(
         "-m",

@@ -12,16 +12,8 @@ from torch.utils.data import TensorDataset
 
 from fruitlib.augment import train_transform
 from fruitlib.data import ImageTensorDataset
-from fruitlib.train import (
-    COLUMNS,
-    fit,
-    loader_workers,
-    make_optimizer,
-    memory_format,
-    native_bf16,
-    pick_device,
-    run_epoch,
-)
+from fruitlib.device import loader_workers, memory_format, native_bf16, pick_device
+from fruitlib.train import COLUMNS, fit, make_optimizer, run_epoch
 
 
 def blobs(n: int, seed: int) -> TensorDataset:
