@@ -2,11 +2,12 @@
 PYTHON ?= python3
 BIN := .venv/bin
 
-.PHONY: setup series test site bundle
+.PHONY: setup series test site bundle constraints
 
-$(BIN)/.installed: pyproject.toml
+# constraints.txt: the versions CI last passed with (`make constraints` rewrites it, and environment.yml's pins)
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv .venv
-	$(BIN)/pip install --quiet --editable ".[notebooks,test]"
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable ".[notebooks,test]"
 	touch $@
 
 setup: $(BIN)/.installed
@@ -33,3 +34,7 @@ site: setup
 #   make bundle DATA=../shared/data/GroceryStoreDataset [WEIGHTS="resnet50-0676ba61.pth ..."] [OUT=fruit.zip]
 bundle: site
 	$(BIN)/python website/bundle.py --data "$(DATA)" $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(OUT),--out "$(OUT)")
+
+# After `make test` passed: write constraints.txt from .venv and pin environment.yml to the same versions
+constraints: setup
+	$(BIN)/python scripts/constraints.py
