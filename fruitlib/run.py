@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from . import __version__, plots
+from . import __version__, engines, plots
 from .augment import view_for
 from .cache import ImageSet, cached_activations, load_split
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -188,7 +188,9 @@ def rates(cfg: RunConfig, mode: str) -> tuple[float, float | None]:
 
 
 def run_params(cfg: RunConfig) -> dict:
-    """The settings as saved in ``params.json``: the config with backbone, mode and learning rate resolved.
+    """The settings as saved in ``params.json``: the config with backbone, mode and learning rate resolved, and the
+    engine that runs the frozen stages and scores the run (``engines.choose``: its features differ in the last
+    float digits).
 
     fruitlib's version is saved too: a run made by another version is not reused (its results may differ).
     """
@@ -201,6 +203,7 @@ def run_params(cfg: RunConfig) -> dict:
             | {
                 "backbone": name,
                 "backbone_reason": why,
+                "engine": engines.choose(pick_device(cfg.device)),
                 "mode": mode,
                 "epochs": cfg.epochs or DEFAULT_EPOCHS[mode],
                 "lr": lr,
@@ -230,19 +233,20 @@ def load_run(out: str | os.PathLike) -> RunResult:
     )
 
 
-def finished(cfg: RunConfig) -> bool:
+def finished(cfg: RunConfig, params: dict | None = None) -> bool:
     """Whether ``cfg.out`` holds a finished run with exactly these settings and photos (what ``reuse`` loads).
 
-    Where the folder and the photos were named from does not count (``out``, ``data``: ``../runs/04`` from a
-    notebook is ``runs/04`` from the command line); what the photos are does (their listing's digest)."""
+    The settings are ``params`` (``run_params(cfg)`` when not given): the backbone and the engine as resolved here
+    must be the run's. Where the folder and the photos were named from does not count (``out``, ``data``:
+    ``../runs/04`` from a notebook is ``runs/04`` from the command line); what the photos are does (their
+    listing's digest)."""
     out = Path(cfg.out)
     if not (out / "metrics.json").is_file() or not (out / "params.json").is_file():
         return False
-    params = json.loads((out / "params.json").read_text())
-    wanted = {k: v for k, v in run_params(cfg).items() if k not in WHERE}
-    return {k: v for k, v in params.items() if k not in RECORDED + WHERE} == wanted and params.get(
-        "photos"
-    ) == listing_digest(new_catalog(cfg))
+    saved = json.loads((out / "params.json").read_text())
+    wanted = {k: v for k, v in (params or run_params(cfg)).items() if k not in WHERE}
+    same = {k: v for k, v in saved.items() if k not in RECORDED + WHERE} == wanted
+    return same and saved.get("photos") == listing_digest(new_catalog(cfg))
 
 
 def train_run(
@@ -264,7 +268,9 @@ def train_run(
     """
     out, here = Path(cfg.out), world()
     local_batch(cfg.batch_size, here)  # under torchrun, a global batch that cannot be shared out is refused first
-    if reuse and finished(cfg):
+    asked_for = cfg
+    resolved = run_params(cfg)  # the backbone (which may probe the network) and the engine, resolved once
+    if reuse and finished(cfg, resolved):
         return load_run(out)
     cfg, checkpoint = _start(cfg, out, resume, overwrite or reuse, asked, here.main)
     training = checkpoint["training"] if checkpoint else None
@@ -275,7 +281,7 @@ def train_run(
         catalog = read_manifest(out / "split.csv", find_data(cfg.data), checkpoint["spec"]["classes"])
     else:
         catalog = new_catalog(cfg)
-    params = run_params(cfg) | {
+    params = (resolved if cfg == asked_for else run_params(cfg)) | {  # a resumed run's own settings
         "data_root": str(catalog.root),  # where the photos were: evaluate's default data
         "photos": listing_digest(catalog),  # and what they were: reuse checks both
         "world_size": here.size,

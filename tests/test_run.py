@@ -364,6 +364,24 @@ def test_finished_says_whether_reuse_would_load_the_run(tiny_run):
     assert not run.finished(config(tiny_run[1], tiny_run[0].parent / "nothing-here"))
 
 
+def test_the_engine_and_the_backbone_are_recorded_and_reuse_checks_them(tiny_run, monkeypatch):
+    from fruitlib import engines
+
+    params = json.loads((tiny_run[0] / "params.json").read_text())
+    assert params["backbone"] == "efficientnet_lite0" and params["engine"] == engines.choose(torch.device("cpu"))
+    other = next(e for e in engines.ENGINES if e != params["engine"])
+    monkeypatch.setattr(engines, "choose", lambda device: other)  # features from another engine: another run
+    assert not run.finished(config(tiny_run[1], tiny_run[0]))
+
+
+def test_train_run_resolves_the_backbone_once(tiny_run, monkeypatch):
+    calls = []
+    resolve = run.resolve_backbone
+    monkeypatch.setattr(run, "resolve_backbone", lambda *a: calls.append(a) or resolve(*a))
+    train_run(config(tiny_run[1], tiny_run[0]), reuse=True, progress=False)
+    assert len(calls) == 1
+
+
 def test_finished_does_not_care_how_the_folder_and_the_data_were_named(tiny_run, monkeypatch):
     monkeypatch.chdir(tiny_run[0].parent)  # "run" from here, as "../run" from a notebook's folder
     assert run.finished(config(os.path.relpath(tiny_run[1]), "run"))
