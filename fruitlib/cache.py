@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from .augment import PhotoView, num_threads, view_for
 from .data import Catalog, decode, skipped_summary, stored_size
 from .device import usable_cores
 from .errors import FruitlibError
-from .files import atomic_save
+from .files import atomic_save, cause
 from .models import FruitNet
 
 DECODER = 2  # the decoded-photo cache's format: raise it whenever decode() would give other pixels
@@ -40,6 +41,9 @@ class ImageSet:
     labels: torch.Tensor
     paths: list[str]
     skipped: list[tuple[str, str]]
+
+
+UNWRITABLE: set[Path] = set()  # cache folders found read-only or full in this process: warned about once
 
 
 def cache_dir() -> Path:
@@ -79,7 +83,16 @@ def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True
             path.unlink(missing_ok=True)
     value = make()
     if use_cache:
-        atomic_save(value, path)
+        try:
+            atomic_save(value, path)
+        except FruitlibError as error:  # a cache that cannot be written does not stop the work
+            if path.parent not in UNWRITABLE:  # said once per folder and process
+                UNWRITABLE.add(path.parent)
+                warnings.warn(
+                    f"fruitlib's cache {path.parent} cannot be written ({cause(error.__context__)}): going on "
+                    "without keeping results there; set FRUITLIB_CACHE to a folder you can write",
+                    stacklevel=2,
+                )
     return value
 
 

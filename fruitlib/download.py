@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import FruitlibError
-from .files import remove_stale_temporaries
+from .files import CAUSES, remove_stale_temporaries, writing
 from .weights import resnet_weights_enum
 
 REPOSITORY = "https://github.com/marcusklasson/GroceryStoreDataset"
@@ -83,7 +83,8 @@ def fetch_grocery(dest: Path, url: str = ARCHIVE) -> Path:
     dest = Path(dest)
     if dest.is_dir():  # an earlier download (renamed into place only once verified), or a clone: check it again
         return checked(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    with writing(dest.parent, "the data set's folder"):
+        dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(dest.parent, marker=".partial")  # what a killed download left
     partial = dest.with_name(f".{dest.name}.partial{os.getpid()}")  # same file system: the rename is atomic
     try:
@@ -97,6 +98,9 @@ def fetch_grocery(dest: Path, url: str = ARCHIVE) -> Path:
     except (OSError, http.client.HTTPException, zipfile.BadZipFile, StopIteration) as error:
         if dest.is_dir():  # another process finished the same download first
             return checked(dest)
+        if isinstance(error, OSError) and error.errno in CAUSES:  # the disk failed, not the network
+            with writing(dest, "the data set"):
+                raise error from None
         raise FruitlibError(
             f"no data at {dest} and the download failed ({type(error).__name__}): "
             f"git clone {REPOSITORY} {dest}, or set FRUITLIB_DATA to your copy "
@@ -114,11 +118,15 @@ def fetch_resnet(name: str, folder: Path) -> Path:
     prefix = dest.stem.rsplit("-", 1)[-1]  # resnet50-0676ba61.pth: the first digits of its SHA-256
     if dest.is_file() and sha256(dest).startswith(prefix):
         return dest
-    folder.mkdir(parents=True, exist_ok=True)
+    with writing(folder, "the weights' folder"):
+        folder.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(url, str(dest), hash_prefix=prefix, progress=True)  # temporary file, then moved
     except (OSError, http.client.HTTPException, RuntimeError) as error:  # offline, cut short, or a hash mismatch
         dest.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in CAUSES:  # the disk failed, not the network
+            with writing(dest, "the weights"):
+                raise error from None
         raise FruitlibError(f"could not fetch {url} ({type(error).__name__}: {error}): check the connection") from None
     return dest
 

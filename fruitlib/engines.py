@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from .errors import FruitlibError
-from .files import remove_stale_temporaries
+from .files import remove_stale_temporaries, writing
 from .models import FruitNet
 
 ENGINES = ("onnxruntime", "pytorch")
@@ -55,24 +56,25 @@ def choose(device: torch.device) -> str:
 
 def export(trunk: Trunk, size: int, path: Path) -> Path:
     """``trunk`` as ONNX with a free batch dimension (written under a temporary name, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
-            torch.onnx.export(
-                trunk.eval(),
-                (torch.zeros(1, 3, size, size),),
-                str(tmp),
-                dynamo=False,
-                input_names=["image"],
-                output_names=["features"],
-                dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with writing(path, "the ONNX export"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
+                torch.onnx.export(
+                    trunk.eval(),
+                    (torch.zeros(1, 3, size, size),),
+                    str(tmp),
+                    dynamo=False,
+                    input_names=["image"],
+                    output_names=["features"],
+                    dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
+                )
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path
 
 
@@ -107,5 +109,8 @@ def runner(model: FruitNet, stop: int, device: torch.device, export_path: Path) 
     if engine == "pytorch":
         return pytorch_runner(trunk), engine
     if not export_path.is_file():
-        export(trunk, model.spec.image_size, export_path)
+        try:
+            export(trunk, model.spec.image_size, export_path)
+        except FruitlibError:  # a cache that cannot be written (cache.cached says so): a temporary folder instead
+            export_path = export(trunk, model.spec.image_size, Path(tempfile.mkdtemp()) / export_path.name)
     return onnx_runner(export_path), engine

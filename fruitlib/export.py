@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import writing
 from .models import FruitNet
 
 
@@ -17,7 +18,7 @@ def to_onnx(model: FruitNet, path: str | os.PathLike) -> Path:
     model.eval()
     size = model.spec.image_size
     example = torch.zeros(1, 3, size, size, device=next(model.parameters()).device)
-    with warnings.catch_warnings():
+    with writing(path, "the ONNX model"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
         torch.onnx.export(
             model,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from .errors import FruitlibError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when fruitlib runs from one (else site-packages)
 
@@ -19,24 +24,66 @@ def checkout() -> Path | None:
     )
 
 
+CAUSES = {
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+TORCH_WRITE_FAILED = ("inline_container", "PytorchStreamWriter", "file write failed")  # torch.save's own words
+
+
+def cause(error: BaseException) -> str:
+    """What stopped a write, in words: read-only, disk full, permission denied, or the system's own message.
+
+    ``torch.save`` reports a full disk as a RuntimeError of its zip writer ("unexpected pos ..."), not an OSError.
+    """
+    if isinstance(error, OSError):
+        return CAUSES.get(error.errno, error.strerror or str(error))
+    return "the disk is full or the file could not be written (PyTorch's writer stopped)"
+
+
+@contextmanager
+def writing(path: str | os.PathLike, what: str = "") -> Iterator[None]:
+    """Turn a failed write under ``path`` into one line that names the path, the cause and what to do.
+
+    OSError, and the RuntimeError ``torch.save`` raises when a write fails, become a FruitlibError; anything else
+    passes through. What was there before is the writer's to keep (:func:`atomic_save` keeps it).
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not any(s in str(error) for s in TORCH_WRITE_FAILED):
+            raise
+        raise FruitlibError(
+            f"cannot write {what + ' ' if what else ''}{path}: {cause(error)}; free some space or choose a folder "
+            "you can write to"
+        ) from None
+
+
 def atomic_save(obj: object, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, flushed to disk, then renamed over ``path``.
 
-    Ctrl-C, a killed process or a full disk leaves the previous file intact and no half-written one.
+    Ctrl-C, a killed process or a full disk leaves the previous file intact and no half-written one; a write that
+    fails (read-only, disk full, permission) raises a one-line FruitlibError naming the path and the cause.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 

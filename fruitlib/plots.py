@@ -13,7 +13,7 @@ import seaborn as sns
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from .files import checkout
+from .files import checkout, writing
 
 
 def save(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> Path:
@@ -26,8 +26,9 @@ def save(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) ->
     home = checkout()
     folder = Path(folder) if folder is not None else (home / "figures" if home else Path("figures"))
     path = folder / f"{name}.{'jpg' if photos else 'png'}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", **({"pil_kwargs": {"quality": 85}} if photos else {}))
+    with writing(path, "the figure"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight", **({"pil_kwargs": {"quality": 85}} if photos else {}))
     return path
 
 

@@ -44,6 +44,7 @@ from .device import pick_device
 from .distributed import World, barrier, local_batch, main_first, own_device, world
 from .errors import FruitlibError
 from .evaluate import score
+from .files import writing
 from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
 from .train import fit, seed_everything
 
@@ -289,10 +290,11 @@ def train_run(
     }
     name, mode = params["backbone"], params["mode"]
     if here.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "params.json").write_text(json.dumps(params, indent=2))
-        if training is None:
-            write_manifest(catalog, out / "split.csv")
+        with writing(out, "the run folder"):
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "params.json").write_text(json.dumps(params, indent=2))
+            if training is None:
+                write_manifest(catalog, out / "split.csv")
     if progress:
         print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
 
@@ -306,7 +308,8 @@ def train_run(
         test_set = load_split(catalog, "test", cfg.image_size, progress) if cfg.test and catalog.has("test") else None
     skipped = catalog.skipped + train_set.skipped + val_set.skipped + (test_set.skipped if test_set else [])
     if skipped and here.main:
-        pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
+        with writing(out / "skipped.csv"):
+            pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
     module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress, here)
     best = max([h["val_acc"] for h in training["history"]], default=-1.0) if training else -1.0
     best_weights, saved_at = None, -float("inf")
@@ -342,7 +345,8 @@ def train_run(
     )
     if not here.main:  # rank 0 scores the model and writes the results
         return RunResult(model, history, {}, out)
-    history.to_csv(out / "history.csv", index=False)
+    with writing(out / "history.csv"):
+        history.to_csv(out / "history.csv", index=False)
     metrics = finish(model, val_set, test_set, history, params, out, device)
     metrics |= {
         "n_train": len(train_set.labels),
@@ -350,7 +354,8 @@ def train_run(
         "world_size": here.size,
         "global_batch_size": cfg.batch_size,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with writing(out / "metrics.json"):
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return RunResult(model, history, metrics, out)
 
 

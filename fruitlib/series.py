@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from .errors import FruitlibError
-from .files import checkout
+from .files import checkout, writing
 
 
 def notebooks_folder(given: str | os.PathLike | None = None) -> Path:
@@ -85,7 +85,8 @@ def run_series(
         raise FruitlibError(f"no notebooks found in {source} (for {only})")
     parameters = series_parameters(params, notebooks, every)
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out, "the folder for the executed notebooks"):
+        out.mkdir(parents=True, exist_ok=True)
     written = []
     for notebook in notebooks:
         began = time.perf_counter()

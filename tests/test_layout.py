@@ -31,4 +31,4 @@ def test_no_module_imports_one_that_imports_it_back():
 
 def test_device_and_file_helpers_need_nothing_of_the_rest():
     graph = imports()
-    assert graph["device"] == set() and graph["files"] == set() and graph["config"] == {"errors"}
+    assert graph["device"] == set() and graph["files"] == {"errors"} and graph["config"] == {"errors"}
