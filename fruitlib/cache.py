@@ -28,6 +28,7 @@ from .data import Catalog, decode, skipped_summary, stored_size
 from .device import usable_cores
 from .errors import FruitlibError
 from .files import atomic_save, cause
+from .folder import cache_dir, evict, touch
 from .models import FruitNet
 
 DECODER = 2  # the decoded-photo cache's format: raise it whenever decode() would give other pixels
@@ -44,13 +45,6 @@ class ImageSet:
 
 
 UNWRITABLE: set[Path] = set()  # cache folders found read-only or full in this process: warned about once
-
-
-def cache_dir() -> Path:
-    """``$FRUITLIB_CACHE``, else the user's cache folder (``~/.cache/fruitlib`` on Linux)."""
-    import platformdirs
-
-    return Path(os.environ.get("FRUITLIB_CACHE") or platformdirs.user_cache_path("fruitlib"))
 
 
 def _digest(*parts: object) -> str:
@@ -78,13 +72,16 @@ def cached(name: str, key: str, make: Callable[[], dict], use_cache: bool = True
     path = cache_dir() / f"{name}-{key}.pt"
     if use_cache and path.is_file():
         try:
-            return torch.load(path, weights_only=True)
+            value = torch.load(path, weights_only=True)
+            touch(path)  # just used: evicted last
+            return value
         except Exception:  # a damaged entry is rebuilt, never trusted
             path.unlink(missing_ok=True)
     value = make()
     if use_cache:
         try:
             atomic_save(value, path)
+            evict(keep=path)
         except FruitlibError as error:  # a cache that cannot be written does not stop the work
             if path.parent not in UNWRITABLE:  # said once per folder and process
                 UNWRITABLE.add(path.parent)
@@ -195,7 +192,11 @@ def stage_runner(model: FruitNet, stop: int, device: torch.device | str = "cpu")
     export of them is kept in the cache folder, named by their weights and the image size."""
     spec = model.spec
     path = cache_dir() / "onnx" / f"{spec.backbone}-{_weights_digest(model, stop)}-{stop}-{spec.image_size}px.onnx"
-    return engines.runner(model.eval(), stop, torch.device(device), path)[0]
+    runner = engines.runner(model.eval(), stop, torch.device(device), path)[0]
+    if path.is_file():
+        touch(path)
+        evict(keep=path)
+    return runner
 
 
 @torch.inference_mode()

@@ -1,4 +1,4 @@
-"""``python -m fruitlib``: train, evaluate, predict, run the notebook series, and download for offline use.
+"""``python -m fruitlib``: train, evaluate, predict, run the notebook series, download for offline use, and the cache.
 
 Errors end the program with one line on stderr and a non-zero exit status, never a traceback; options that
 contradict each other are refused before any work. Only the command that runs imports PyTorch and the other heavy
@@ -165,6 +165,26 @@ def _download(args: argparse.Namespace) -> None:
         print(line)
 
 
+def _cache(args: argparse.Namespace) -> None:
+    from . import folder
+
+    where, most = folder.cache_dir(), folder.limit()
+    if args.clear:
+        gone = folder.entries()
+        for path in gone:
+            path.unlink(missing_ok=True)
+        print(f"cleared {where}: removed {len(gone)} entries")
+        return
+    kinds = folder.summary()
+    total = sum(size for _, size in kinds.values())
+    print(
+        f"{where}: {total / 2**20:.0f} MB in {sum(n for n, _ in kinds.values())} entries; limit "
+        + (f"{most / 2**20:.0f} MB (FRUITLIB_CACHE_LIMIT)" if most else "none")
+    )
+    for kind, (count, size) in sorted(kinds.items(), key=lambda k: -k[1][1]):
+        print(f"  {kind:<14}{count:>5} entries {size / 2**20:>8.1f} MB")
+
+
 def parser() -> argparse.ArgumentParser:
     top = Parser(prog="python -m fruitlib", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -276,6 +296,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"ImageNet weights of these ResNets ({', '.join(RESNETS)})",
     )
     download.set_defaults(func=_download)
+
+    cache = commands.add_parser("cache", help="what the cache folder holds ($FRUITLIB_CACHE, its size limit); --clear")
+    cache.add_argument("--clear", action="store_true", help="remove every entry (they are made again when needed)")
+    cache.set_defaults(func=_cache)
     return top
 
 
