@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from .config import (
@@ -303,7 +304,13 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line: one line, as errors are (no source line)."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = one_line_warning
     try:
         args = parser().parse_args(argv)
     except SystemExit as done:  # --help, or a bad option (its one line is printed)
