@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import FruitlibError
-from .files import CAUSES, remove_stale_temporaries, writing
+from .files import CAUSES, failed_write, remove_stale_temporaries, writing
 from .weights import resnet_weights_enum
 
 REPOSITORY = "https://github.com/marcusklasson/GroceryStoreDataset"
@@ -99,8 +99,7 @@ def fetch_grocery(dest: Path, url: str = ARCHIVE) -> Path:
         if dest.is_dir():  # another process finished the same download first
             return checked(dest)
         if isinstance(error, OSError) and error.errno in CAUSES:  # the disk failed, not the network
-            with writing(dest, "the data set"):
-                raise error from None
+            raise failed_write(dest, error, "the data set") from None
         raise FruitlibError(
             f"no data at {dest} and the download failed ({type(error).__name__}): "
             f"git clone {REPOSITORY} {dest}, or set FRUITLIB_DATA to your copy "
@@ -125,8 +124,7 @@ def fetch_resnet(name: str, folder: Path) -> Path:
     except (OSError, http.client.HTTPException, RuntimeError) as error:  # offline, cut short, or a hash mismatch
         dest.unlink(missing_ok=True)
         if isinstance(error, OSError) and error.errno in CAUSES:  # the disk failed, not the network
-            with writing(dest, "the weights"):
-                raise error from None
+            raise failed_write(dest, error, "the weights") from None
         raise FruitlibError(f"could not fetch {url} ({type(error).__name__}: {error}): check the connection") from None
     return dest
 

@@ -46,6 +46,14 @@ def cause(error: BaseException) -> str:
     return "the disk is full or the file could not be written (PyTorch's writer stopped)"
 
 
+def failed_write(path: str | os.PathLike, error: BaseException, what: str = "") -> FruitlibError:
+    """The one line for a write to ``path`` that ``error`` stopped: the path, the cause, and what to do."""
+    return FruitlibError(
+        f"cannot write {what + ' ' if what else ''}{path}: {cause(error)}; free some space or choose a folder "
+        "you can write to"
+    )
+
+
 @contextmanager
 def writing(path: str | os.PathLike, what: str = "") -> Iterator[None]:
     """Turn a failed write under ``path`` into one line that names the path, the cause and what to do.
@@ -58,10 +66,7 @@ def writing(path: str | os.PathLike, what: str = "") -> Iterator[None]:
     except (OSError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not any(s in str(error) for s in TORCH_WRITE_FAILED):
             raise
-        raise FruitlibError(
-            f"cannot write {what + ' ' if what else ''}{path}: {cause(error)}; free some space or choose a folder "
-            "you can write to"
-        ) from None
+        raise failed_write(path, error, what) from None
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> Path:
