@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import FruitlibError
 
 DEFAULT_LIMIT = "3GB"
-UNITS = {"": 1, "B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}  # binary units: 3GB, 3G and 3GiB are the same
 
 
 def cache_dir() -> Path:
@@ -34,7 +34,7 @@ def limit() -> int:
     if not match:
         raise FruitlibError(f"FRUITLIB_CACHE_LIMIT={text} is not a size: write it as 3GB, 500MB or 0 (no limit)")
     number, unit = match.groups()
-    return int(float(number) * UNITS[unit if unit.endswith("B") or not unit else unit + "B"])
+    return int(float(number) * UNITS[unit.removesuffix("B")])
 
 
 def entries(folder: Path | None = None) -> list[Path]:
