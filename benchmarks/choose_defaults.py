@@ -14,7 +14,7 @@ train (one per view), validation and test photos at the images per second measur
 best ``cv`` whose seconds fit BUDGET_S (two-thirds of the 45-s target, leaving the rest for start-up, decoding
 and the head, and a margin for slower CPUs); the best ``cv`` at any cost is the fixed-feature candidate for the
 ``accurate`` preset, which ``choose_settings.py --accurate`` weighs against fine-tuning the last stage. The
-script prints both; the table is recorded in ``benchmarks/README.md``.
+script prints both; the table of 2026-12-02 is in ``benchmarks/results/2026-12-02.md``.
 
     .venv/bin/python benchmarks/choose_defaults.py --data ../shared/data/GroceryStoreDataset
 """
@@ -33,8 +33,7 @@ from torch.utils.data import TensorDataset
 from fruitlib import explore
 from fruitlib.cache import cached_activations, load_split
 from fruitlib.data import find_data, make_splits, scan
-from fruitlib.models import build_model
-from fruitlib.run import FromStage
+from fruitlib.models import Tail, build_model
 from fruitlib.train import fit
 
 CANDIDATES = [
@@ -83,7 +82,7 @@ def linear_head(epochs: int):
     def train(model, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor) -> np.ndarray:
         torch.manual_seed(0)
         model.head.reset_parameters()
-        module = FromStage(model, len(model.stages))
+        module = Tail(model, len(model.stages))
         fit(
             module,
             TensorDataset(train_x[:, :, None, None], train_y),
@@ -116,7 +115,7 @@ def scores(found: dict, views: int, head) -> tuple[float, float]:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """A table as Markdown, for benchmarks/README.md."""
+    """A table as Markdown, for a results file in benchmarks/results/."""
     lines = [" | ".join(table.columns), " | ".join("---" for _ in table.columns)]
     lines += [" | ".join(str(v) for v in row) for row in table.itertuples(index=False)]
     return "\n".join(f"| {line} |" for line in lines)

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fruitlib import engines
+from fruitlib import engines, models
 from fruitlib.augment import eval_transform
 from fruitlib.cache import load_split
 from fruitlib.data import find_data, make_splits, scan
@@ -70,7 +70,7 @@ def openvino_runner(path: Path):
     return lambda x: torch.from_numpy(compiled(x.contiguous().numpy())[0].copy())
 
 
-def runners(trunk: engines.Trunk, size: int, path: Path) -> dict:
+def runners(trunk: models.Trunk, size: int, path: Path) -> dict:
     """Every engine installed here, each as a function of a float batch."""
     found = {"pytorch eager, channels-last": engines.pytorch_runner(trunk)}
     engines.export(trunk, size, path)
@@ -86,7 +86,7 @@ def measure(backbone: str, size: int, photos: torch.Tensor, peak: float, folder:
     spec = model.spec
     view = eval_transform(size, spec.mean, spec.std)
     batches = [view.batch(photos[i : i + 64]) for i in range(0, len(photos), 64)]
-    trunk = engines.Trunk(model, len(model.stages))
+    trunk = models.Trunk(model, len(model.stages))
     flops = flops_per_image(trunk, size)
     with torch.inference_mode():
         reference = torch.cat([trunk(x) for x in batches[:2]])

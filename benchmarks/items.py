@@ -20,7 +20,8 @@ from fruitlib.cache import load_split
 from fruitlib.data import Catalog, ImagePathDataset, ImageTensorDataset, make_loader, stored_size
 from fruitlib.models import build_model, param_groups
 from fruitlib.run import DEFAULT_EPOCHS, DEFAULT_LR, RunConfig, rates, training_data
-from fruitlib.train import fit, make_optimizer, run_epoch, seed_everything
+from fruitlib.seeding import seed_everything
+from fruitlib.train import fit, make_optimizer, run_epoch
 
 DEFAULTS = RunConfig()  # fruitlib's defaults: what `python -m fruitlib train` runs
 FROZEN_EPOCHS = DEFAULT_EPOCHS["frozen"]  # the default run's head epochs

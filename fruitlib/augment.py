@@ -8,12 +8,10 @@ then ``ColorJitter`` of brightness, contrast and saturation, then ``Normalize`` 
   uint8 (brightness, contrast and saturation are each a blend, so together they are one affine map), then the
   normalisation of the whole batch to float, channels-last (the memory layout fruitlib's networks run fastest in).
 
-Done with ``torchvision.transforms.v2`` one operation at a time, the augmentation cost about 1.5 ms per 128-px
-photo on our 2-core CPU, as much as decoding the JPEG, so caching decoded photos gained little. With torch's own
-uint8 operations (fruitlib 0.2) it cost about 0.3 ms; OpenCV's resize and colour transform bring it to about
-0.15 ms, and the training loader over cached photos delivers 2.2x the photos it did (``benchmarks/README.md``).
-The resize is bilinear without antialiasing: a stored photo is at most 8/7 the size of its crop, too little
-shrinking to alias. ``tests/test_augment.py`` checks both steps against torchvision's functions.
+The two steps give torchvision's views (``tests/test_augment.py`` checks both against torchvision's functions),
+at a fraction of its cost per photo: ``benchmarks/bench.py`` measures photos per second ("CPU settings"). The
+resize is bilinear without antialiasing: a stored photo is at most 8/7 the size of its crop, too little shrinking
+to alias.
 """
 
 from __future__ import annotations
@@ -34,10 +32,10 @@ TRIES = 10  # RandomResizedCrop's attempts at a box that fits, before it falls b
 def num_threads(n: int) -> Iterator[None]:
     """Run torch and OpenCV operations with ``n`` threads inside the block, then restore the settings.
 
-    Per-photo work (decoding, crops, colours of one small image) gains nothing from several threads:
-    waking them costs more than the work, and on a busy CPU a waiting thread can stall each small
-    operation for milliseconds (measured: 3-10x slower, see ``benchmarks/``). OpenCV kept to the calling
-    thread also starts no thread pool, which ``DataLoader`` workers forked later could deadlock on.
+    Per-photo work (decoding, crops, colours of one small image) gains nothing from several threads: waking them
+    costs more than the work, and on a busy CPU a waiting thread stalls each small operation (``benchmarks/bench.py``,
+    "CPU settings", measures it). OpenCV kept to the calling thread also starts no thread pool, which
+    ``DataLoader`` workers forked later could deadlock on.
     """
     before = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(n)
@@ -100,7 +98,8 @@ class PhotoView:
     """A uint8 ``3 x S x S`` photo to a normalised float ``3 x size x size`` view, augmented when ``train``.
 
     ``view(image)`` does one photo, ``view.batch(images)`` several at once (faster: the randomness is drawn and
-    the normalisation done once per batch). Views are float, channels-last in memory.
+    the normalisation done once per batch). Views are float, channels-last in memory. The random draws come from
+    ``generator`` where one is given, else from torch's global random numbers (as a DataLoader's workers seed them).
     """
 
     def __init__(
@@ -126,17 +125,18 @@ class PhotoView:
         )
         return f"PhotoView(size={self.size}, {kind}, mean/std from the backbone)"
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return self.batch([image])[0]
+    def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.batch([image], generator)[0]
 
-    def batch(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    def batch(self, images: Sequence[torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """The views of several photos as one ``N x 3 x size x size`` batch."""
-        return self.finish(self.crops(images))
+        return self.finish(self.crops(images, generator), generator)
 
-    def crops(self, images: Sequence[torch.Tensor]) -> np.ndarray:
+    def crops(self, images: Sequence[torch.Tensor], generator: torch.Generator | None = None) -> np.ndarray:
         """The uint8 ``N x size x size x 3`` crops: random box and flip to train, the centre to evaluate."""
         out = np.empty((len(images), self.size, self.size, 3), np.uint8)
-        draws = torch.rand(len(images), 2 * TRIES + 3).tolist() if self.train else []  # box tries, place, flip
+        # per photo: the box's tries, its place, the flip
+        draws = torch.rand(len(images), 2 * TRIES + 3, generator=generator).tolist() if self.train else []
         with num_threads(1):  # one small photo at a time: threads would cost more than they save
             for i, image in enumerate(images):
                 if self.train:
@@ -160,12 +160,14 @@ class PhotoView:
         if u[-1] < 0.5:
             cv2.flip(out, 1, dst=out)
 
-    def finish(self, crops: np.ndarray) -> torch.Tensor:
+    def finish(self, crops: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
         """Normalised float views (``N x 3 x size x size``, channels-last) of :meth:`crops`, colour-jittered in
         place when training."""
         n = len(crops)
         if self.train and self.jitter:
-            factors = 1 - self.jitter + 2 * self.jitter * torch.rand(n, 3, dtype=torch.float64).numpy()
+            factors = (
+                1 - self.jitter + 2 * self.jitter * torch.rand(n, 3, dtype=torch.float64, generator=generator).numpy()
+            )
             with num_threads(1):
                 means = np.array([cv2.mean(crop)[:3] for crop in crops]).reshape(n, 3) @ GREY
                 for crop, matrix in zip(crops, jitter_matrices(factors, means)):

@@ -147,14 +147,12 @@ def stage_parameters(name: str) -> dict[str, float]:
     with torch.device("meta"):
         model = getattr(torchvision.models, name)(weights=None)
     stages, _ = resnet_stages(model)
-    counts = dict(zip(["stem", "stage 1", "stage 2", "stage 3", "stage 4"], map(count_params, stages)))
-    counts["fc"] = count_params(model.fc)
+    counts = {
+        part: count_parameters(stage)[1]
+        for part, stage in zip(["stem", "stage 1", "stage 2", "stage 3", "stage 4"], stages)
+    }
+    counts["fc"] = count_parameters(model.fc)[1]
     return {part: count / sum(counts.values()) for part, count in counts.items()}
-
-
-def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return count_parameters(model)[0]
 
 
 def resnet_stats(name: str, image_size: int = 224) -> dict:
@@ -173,7 +171,7 @@ def resnet_stats(name: str, image_size: int = 224) -> dict:
         model(x)
     flops = counter.get_total_flops()
     blocks = sum(len(getattr(model, f"layer{i}")) for i in range(1, 5))
-    return {"model": name, "blocks": blocks, "params": count_params(model), "flops": flops, "macs": flops // 2}
+    return {"model": name, "blocks": blocks, "params": count_parameters(model)[1], "flops": flops, "macs": flops // 2}
 
 
 class DeepNet(nn.Module):

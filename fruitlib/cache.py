@@ -187,12 +187,17 @@ def view_of(model: FruitNet, view: int) -> PhotoView:
     return view_for(model.spec, train=view > 0)
 
 
-def stage_runner(model: FruitNet, stop: int, device: torch.device | str = "cpu") -> engines.Runner:
-    """The stages ``[0, stop)`` of ``model`` in eval mode, run by :func:`fruitlib.engines.choose`'s engine; an ONNX
-    export of them is kept in the cache folder, named by their weights and the image size."""
+def stage_runner(model: FruitNet, stop: int, device: torch.device | str = "cpu", keep: bool = True) -> engines.Runner:
+    """The stages ``[0, stop)`` of ``model`` in eval mode, run by :func:`fruitlib.engines.choose`'s engine.
+
+    An ONNX export of them is named by their weights and the image size; with ``keep`` (features, which the
+    cache reuses) it is kept in the cache folder. Without (scoring a trained model, done once) an export already
+    kept is used, else a temporary one: the cache does not grow with every model scored.
+    """
     spec = model.spec
     path = cache_dir() / "onnx" / f"{spec.backbone}-{_weights_digest(model, stop)}-{stop}-{spec.image_size}px.onnx"
-    runner = engines.runner(model.eval(), stop, torch.device(device), path)[0]
+    kept = path.is_file()
+    runner = engines.runner(model.eval(), stop, torch.device(device), path if keep or kept else None)[0]
     if path.is_file():
         touch(path)
         evict(keep=path)
@@ -212,18 +217,20 @@ def activations(
 ) -> torch.Tensor:
     """Outputs of the frozen stages ``[0, stop)`` for every photo, as float16 on the CPU.
 
-    View 0 is the evaluation view (centre crop); views 1, 2, ... are seeded random augmentations.
+    View 0 is the evaluation view (centre crop); views 1, 2, ... are random augmentations drawn from a generator of
+    their own, seeded from ``seed`` and ``view``: the global random numbers are not touched.
     When ``stop`` is the last stage, outputs are average-pooled to ``N x C x 1 x 1`` (pooling is linear).
     """
     photo_view = view_of(model, view)
-    torch.manual_seed(seed * 1000 + view)
+    draws = torch.Generator().manual_seed(seed * 1000 + view)
     was_training = model.training
     run = stage_runner(model, stop, device)
     out = []
     for start in tqdm(
         range(0, len(images), batch_size), desc=f"features (view {view})", disable=not progress, leave=False
     ):
-        out.append(run(photo_view.batch(images[start : start + batch_size]).to(device)).to("cpu", torch.float16))
+        batch = photo_view.batch(images[start : start + batch_size], draws)
+        out.append(run(batch.to(device)).to("cpu", torch.float16))
     model.train(was_training)
     return torch.cat(out)
 

@@ -22,7 +22,7 @@ BACKBONE_SHARE = {"last": 0.3, "full": 0.1, "scratch": 1.0}
 # (benchmarks/choose_defaults.py); an epoch of trained stages costs a pass of the network over the photos.
 DEFAULT_EPOCHS = {"frozen": 100, "last": 10, "full": 10}
 # Named settings for ``train --preset``, chosen on the validation split over three seeds
-# (benchmarks/choose_settings.py --accurate; the search and its numbers are in benchmarks/README.md).
+# (benchmarks/choose_settings.py --accurate; the search and its numbers: benchmarks/results/2026-12-02.md).
 PRESETS = {"accurate": {"backbone": "efficientnet_lite0", "mode": "last", "views": 2}}
 # What a RunConfig accepts: whole numbers from these lowest values (None where the field allows it), and choices.
 # 32 px is the smallest photo the networks halve five times and still see.

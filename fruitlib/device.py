@@ -36,8 +36,9 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def loader_workers(device: torch.device) -> int:
-    """Processes that augment training photos: none on the CPU, where they would take cores from the network
-    (benchmarks/: 0 workers was fastest on 2 cores), up to 8 beside a GPU, which one process cannot keep busy.
+    """Processes that augment training photos: none on the CPU, where they would take cores from the network, up to
+    8 beside a GPU (one fewer than the usable cores), which one process cannot keep busy. ``benchmarks/bench.py``
+    ("CPU settings", "GPU settings") measures the choice.
 
     Workers hand batches over in shared memory: with under 2 GiB free there (Docker's default is 64 MiB), none.
     """
@@ -51,7 +52,8 @@ def loader_workers(device: torch.device) -> int:
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last where it was measured faster (the CPU, CUDA); elsewhere PyTorch's default layout."""
+    """channels_last on the CPU and CUDA (``benchmarks/bench.py`` measures both layouts); elsewhere PyTorch's
+    default layout."""
     return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
 
 

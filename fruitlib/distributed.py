@@ -89,7 +89,9 @@ def train_sampler(data: Dataset, seed: int, here: World) -> DistributedSampler:
 
 def start_epoch(sampler: DistributedSampler, generator: torch.Generator, seed: int, epoch: int, here: World) -> None:
     """This epoch's order of the photos, and random draws of this process's own (augmentations, dropout, loader
-    workers): from the seed, the epoch and the rank alone, so that a resumed run draws the same."""
+    workers): from the seed, the epoch and the rank alone, so that a resumed run draws the same.
+    :func:`fruitlib.train.fit` calls it inside its :func:`fruitlib.seeding.seeded` block: the caller's random numbers
+    are left as they were."""
     sampler.set_epoch(epoch)
     draws = seed * 1_000_000 + epoch * 1_000 + here.rank
     torch.manual_seed(draws)
@@ -111,7 +113,7 @@ def total(values: list[float], here: World) -> list[float]:
     return summed.tolist()
 
 
-def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+def parallel(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` inside ``DistributedDataParallel``; rank 0's buffers (batch-norm statistics) are sent to the others."""
     ids = [torch.cuda.current_device()] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)

@@ -1,11 +1,9 @@
 """Engines for the frozen stages: ONNX Runtime running an export of them, or PyTorch itself.
 
-The frozen stages compute the same features every time, so any engine that computes them faster, and close
-enough to PyTorch's answer, may run them. On our 2-core CPU ONNX Runtime runs EfficientNet-Lite0 at 224 px
-about five times faster than PyTorch eager (channels-last, inference mode), with features within 3e-6 of
-PyTorch's, relative to the largest (``benchmarks/engines.py``; ``tests/test_engines.py`` checks the agreement).
-So on a CPU, fruitlib uses ONNX Runtime where it is installed; on a GPU, or with ``FRUITLIB_ENGINE=pytorch``,
-PyTorch. The export is kept beside the other caches, so it is made once per network and image size.
+The frozen stages compute the same features every time, so any engine that computes them close enough to
+PyTorch's answer may run them (``tests/test_engines.py`` checks the agreement; ``benchmarks/engines.py`` measures
+the speed and the largest difference). On a CPU, fruitlib uses ONNX Runtime where it is installed; on a GPU, or
+with ``FRUITLIB_ENGINE=pytorch``, PyTorch. The engine is recorded in each run's ``params.json``.
 """
 
 from __future__ import annotations
@@ -18,27 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from .errors import FruitlibError
 from .files import remove_stale_temporaries, writing
-from .models import FruitNet
+from .models import FruitNet, Trunk
 
 ENGINES = ("onnxruntime", "pytorch")
 Runner = Callable[[torch.Tensor], torch.Tensor]
-
-
-class Trunk(nn.Module):
-    """Stages ``[0, stop)`` of a FruitNet; when they are all of them, average-pooled to ``N x C x 1 x 1``."""
-
-    def __init__(self, model: FruitNet, stop: int):
-        super().__init__()
-        self.stages, self.pool = model.stages[:stop], stop >= len(model.stages)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.stages:
-            x = stage(x)
-        return x.mean(dim=(2, 3), keepdim=True) if self.pool else x
 
 
 def choose(device: torch.device) -> str:
@@ -99,18 +83,22 @@ def onnx_runner(path: Path) -> Runner:
     return lambda x: torch.from_numpy(session.run(None, {"image": x.cpu().contiguous().numpy()})[0])
 
 
-def runner(model: FruitNet, stop: int, device: torch.device, export_path: Path) -> tuple[Runner, str]:
+def runner(model: FruitNet, stop: int, device: torch.device, export_path: Path | None) -> tuple[Runner, str]:
     """The frozen stages ``[0, stop)`` of ``model`` as a function of a float batch, and the engine's name.
 
-    ``export_path``: where the ONNX export of those stages is kept (made if missing), named by their weights.
+    ``export_path``: where the ONNX export of those stages is kept (made if missing), named by their weights;
+    None, or a folder that cannot be written: the export goes to a temporary folder, removed once it is loaded.
     """
     trunk = Trunk(model, stop)
     engine = choose(device)
     if engine == "pytorch":
         return pytorch_runner(trunk), engine
-    if not export_path.is_file():
+    if export_path is not None and not export_path.is_file():
         try:
             export(trunk, model.spec.image_size, export_path)
-        except FruitlibError:  # a cache that cannot be written (cache.cached says so): a temporary folder instead
-            export_path = export(trunk, model.spec.image_size, Path(tempfile.mkdtemp()) / export_path.name)
+        except FruitlibError:  # a cache that cannot be written (cache.cached says so)
+            export_path = None
+    if export_path is None:
+        with tempfile.TemporaryDirectory() as folder:  # ONNX Runtime reads the whole file when it opens it
+            return onnx_runner(export(trunk, model.spec.image_size, Path(folder) / "stages.onnx")), engine
     return onnx_runner(export_path), engine

@@ -26,12 +26,13 @@ def predict_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities and labels for decoded uint8 photos, each seen through the model's evaluation view.
 
-    The stages run on the engine of :func:`fruitlib.cache.stage_runner` (ONNX Runtime on a CPU), then the head.
+    The stages run on the engine of :func:`fruitlib.cache.stage_runner` (ONNX Runtime on a CPU, through an export
+    that is not kept unless it was already), then the head.
     """
     spec = model.spec
     view = view_for(spec)
     model.eval().to(device)
-    stages = stage_runner(model, len(model.stages), device)
+    stages = stage_runner(model, len(model.stages), device, keep=False)
     probs = [
         torch.softmax(model.classify(stages(view.batch(images[i : i + batch_size]).to(device)).flatten(1)), 1)
         for i in range(0, len(images), batch_size)

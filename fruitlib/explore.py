@@ -31,6 +31,7 @@ from .data import Catalog
 from .evaluate import top_k
 from .models import FruitNet, build_model
 from .plots import image_grid
+from .seeding import seeded
 from .weights import resnet_weights_enum
 
 # ----------------------------------------------------------------------------- the photos themselves
@@ -110,8 +111,8 @@ def random_twin(model: FruitNet, images: torch.Tensor, seed: int = 0, calibrate:
     after layer and eval-mode batch norm does not rescale them. Calibration never sees a label.
     """
     spec = model.spec
-    torch.manual_seed(seed)
-    twin = build_model(spec.classes, spec.backbone, pretrained=False, mode="frozen", image_size=spec.image_size)
+    with seeded(seed):  # its random weights; the caller's random numbers are left as they were
+        twin = build_model(spec.classes, spec.backbone, pretrained=False, mode="frozen", image_size=spec.image_size)
     for norm in (m for m in twin.stages.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
         norm.reset_running_stats()
         norm.momentum = None  # a plain average over the calibration batches

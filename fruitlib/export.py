@@ -41,8 +41,9 @@ def onnx_logits(path: str | os.PathLike, x: torch.Tensor) -> np.ndarray:
 
 
 @torch.inference_mode()
-def compare(model: FruitNet, path: str | os.PathLike, x: torch.Tensor) -> dict:
-    """Largest logit difference and whether both give the same predicted class for every image."""
+def check(model: FruitNet, path: str | os.PathLike, x: torch.Tensor) -> dict:
+    """The export at ``path`` against ``model`` on ``x``: the largest logit difference, and whether both give the same
+    predicted class for every image."""
     expected = model.eval()(x).cpu().numpy()
     got = onnx_logits(path, x)
     return {

@@ -2,9 +2,8 @@
 
 Every cached result (decoded photos, frozen features, a notebook's remembered experiments, ONNX exports) is a file
 under ``$FRUITLIB_CACHE`` (default: the user's cache folder). It may hold ``$FRUITLIB_CACHE_LIMIT`` (e.g. ``2GB``,
-``500MB``; default ``3GB``, about three cold runs of the series); past that, the entries used longest ago are
-removed. Using an entry touches it, so "used" means read or written. ``python -m fruitlib cache`` shows what the
-folder holds and clears it.
+``500MB``; default ``3GB``); past that, the entries used longest ago are removed. Using an entry touches it, so
+"used" means read or written. ``python -m fruitlib cache`` shows what the folder holds and clears it.
 """
 
 from __future__ import annotations

@@ -88,6 +88,32 @@ class FruitNet(nn.Module):
         return self
 
 
+class Trunk(nn.Module):
+    """A FruitNet cut before stage ``stop``, the part before the cut: stages ``[0, stop)``, and when they are all of
+    them, the average pool (``N x C x 1 x 1``). What the cache stores and the engines run (shares the weights)."""
+
+    def __init__(self, model: FruitNet, stop: int):
+        super().__init__()
+        self.stages, self.pool = model.stages[:stop], stop >= len(model.stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x.mean(dim=(2, 3), keepdim=True) if self.pool else x
+
+
+class Tail(nn.Module):
+    """A FruitNet cut before stage ``start``, the part after the cut: from a :class:`Trunk`'s output to the logits
+    (what trains on cached activations; shares the weights)."""
+
+    def __init__(self, model: FruitNet, start: int):
+        super().__init__()
+        self.model, self.start = model, start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(self.model.embed(x, self.start))
+
+
 def set_mode(model: FruitNet, mode: str, last_stages: int = 1) -> FruitNet:
     """Freeze stages for ``frozen`` / ``last`` (the last ``last_stages`` train) / ``full`` fine-tuning."""
     if mode not in MODES:

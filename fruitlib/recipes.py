@@ -35,7 +35,7 @@ class Settings:
     backbone_lr: float | None = None  # the rate of the pretrained stages that train (None: fruitlib's default)
     scratch_lr: float | None = None  # every layer's rate from scratch (None: fruitlib's default)
     ship_size: int = 224  # the recogniser of notebook 06: a fixed feature extractor at the article's image size,
-    ship_views: int = 2  # with its own views and epochs (chosen on the validation split: benchmarks/README.md)
+    ship_views: int = 2  # with its own views and epochs (chosen on validation: benchmarks/results/)
     ship_epochs: int = 10
     device: str = "auto"
 

@@ -45,8 +45,9 @@ from .distributed import World, barrier, local_batch, main_first, own_device, wo
 from .errors import FruitlibError
 from .evaluate import score
 from .files import writing
-from .models import FruitNet, build_model, count_parameters, param_groups, resolve_backbone
-from .train import fit, seed_everything
+from .models import FruitNet, Tail, build_model, count_parameters, param_groups, resolve_backbone
+from .seeding import seeded
+from .train import fit
 
 RECORDED = (
     "data_root",
@@ -86,17 +87,6 @@ class RunResult:
         return config_of(json.loads((self.out / "params.json").read_text()))
 
 
-class FromStage(nn.Module):
-    """The trainable end of a FruitNet, fed with cached outputs of its frozen stages."""
-
-    def __init__(self, model: FruitNet, start: int):
-        super().__init__()
-        self.model, self.start = model, start
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.classify(self.model.embed(x, self.start))
-
-
 def training_data(
     model: FruitNet,
     train: ImageSet,
@@ -122,7 +112,7 @@ def training_data(
         ]
         train_ds = TensorDataset(torch.cat(views), train.labels.repeat(len(views)))
         val_ds = TensorDataset(cached_activations(model, val.images, start, 0, cfg.seed, device, progress), val.labels)
-        return FromStage(model, start), train_ds, val_ds
+        return Tail(model, start), train_ds, val_ds
     train_ds = ImageTensorDataset(train.images, train.labels, view_for(spec, train=True))
     val_ds = ImageTensorDataset(val.images, val.labels, view_for(spec))
     return model, train_ds, val_ds
@@ -250,6 +240,69 @@ def finished(cfg: RunConfig, params: dict | None = None) -> bool:
     return same and saved.get("photos") == listing_digest(new_catalog(cfg))
 
 
+def open_run(cfg: RunConfig, params: dict, checkpoint: dict | None, here: World) -> tuple[Catalog, dict]:
+    """The run's photos (a resumed run's own split, else a new one) and its ``params.json``: ``params`` with where
+    the photos were and what they were. The main process writes both into the run folder."""
+    out = Path(cfg.out)
+    if checkpoint is not None:  # the split it was trained on, not a new scan of what the folder holds now
+        catalog = read_manifest(out / "split.csv", find_data(cfg.data), checkpoint["spec"]["classes"])
+    else:
+        catalog = new_catalog(cfg)
+    params = params | {
+        "data_root": str(catalog.root),  # where the photos were: evaluate's default data
+        "photos": listing_digest(catalog),  # and what they were: reuse checks both
+        "world_size": here.size,
+        "global_batch_size": cfg.batch_size,
+    }
+    if here.main:
+        with writing(out, "the run folder"):
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "params.json").write_text(json.dumps(params, indent=2))
+            if checkpoint is None:
+                write_manifest(catalog, out / "split.csv")
+    return catalog, params
+
+
+def decode_splits(
+    catalog: Catalog, cfg: RunConfig, progress: bool, here: World
+) -> tuple[ImageSet, ImageSet, ImageSet | None]:
+    """The decoded train, val and (where asked for and present) test photos; the photos that could not be read are
+    listed in the run folder's ``skipped.csv``."""
+    with main_first(here):  # under torchrun, rank 0 decodes into the cache and the others read it
+        train_set = load_split(catalog, "train", cfg.image_size, progress)
+        val_set = load_split(catalog, "val", cfg.image_size, progress)
+        test_set = load_split(catalog, "test", cfg.image_size, progress) if cfg.test and catalog.has("test") else None
+    skipped = catalog.skipped + train_set.skipped + val_set.skipped + (test_set.skipped if test_set else [])
+    if skipped and here.main:
+        with writing(Path(cfg.out) / "skipped.csv"):
+            pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(Path(cfg.out) / "skipped.csv", index=False)
+    return train_set, val_set, test_set
+
+
+class Saver:
+    """What :func:`fit` calls after each epoch: ``model.pt`` (resumable) after the first and the last epoch and at
+    most once per ``SAVE_EVERY_S`` seconds between them, and ``best.pt`` whenever the validation accuracy beats
+    the best so far. Only the main process saves."""
+
+    def __init__(self, model: FruitNet, params: dict, out: Path, done: list[dict], main: bool):
+        self.model, self.params, self.out, self.main = model, params, out, main
+        self.best = max([h["val_acc"] for h in done], default=-1.0)
+        self.best_weights, self.saved_at = None, -float("inf")
+
+    def __call__(self, state: dict) -> None:
+        if not self.main:
+            return
+        if state["history"][-1]["val_acc"] > self.best:
+            self.best = state["history"][-1]["val_acc"]
+            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if time.perf_counter() - self.saved_at >= SAVE_EVERY_S or len(state["history"]) == self.params["epochs"]:
+            save_checkpoint(self.out / "model.pt", self.model, self.params, state)
+            if self.best_weights is not None:
+                save_checkpoint(self.out / "best.pt", self.model, self.params, weights=self.best_weights)
+                self.best_weights = None
+            self.saved_at = time.perf_counter()
+
+
 def train_run(
     cfg: RunConfig,
     resume: bool = False,
@@ -265,69 +318,28 @@ def train_run(
     ``asked``: on ``resume``, the names of the settings the caller gave (the command line's options), checked
     against the saved run's; None: those that differ from RunConfig's defaults.
     Under torchrun every process calls this; rank 0 alone writes the run folder, and the others return their
-    model and history with empty metrics.
+    model and history with empty metrics. The caller's random numbers are left as they were.
     """
     out, here = Path(cfg.out), world()
     local_batch(cfg.batch_size, here)  # under torchrun, a global batch that cannot be shared out is refused first
-    asked_for = cfg
     resolved = run_params(cfg)  # the backbone (which may probe the network) and the engine, resolved once
     if reuse and finished(cfg, resolved):
         return load_run(out)
-    cfg, checkpoint = _start(cfg, out, resume, overwrite or reuse, asked, here.main)
+    run_cfg, checkpoint = _start(cfg, out, resume, overwrite or reuse, asked, here.main)
+    began = time.perf_counter()
     training = checkpoint["training"] if checkpoint else None
     progress = progress and here.main
-    began = time.perf_counter()
-    seed_everything(cfg.seed)
-    if training is not None:  # the split it was trained on, not a new scan of what the folder holds now
-        catalog = read_manifest(out / "split.csv", find_data(cfg.data), checkpoint["spec"]["classes"])
-    else:
-        catalog = new_catalog(cfg)
-    params = (resolved if cfg == asked_for else run_params(cfg)) | {  # a resumed run's own settings
-        "data_root": str(catalog.root),  # where the photos were: evaluate's default data
-        "photos": listing_digest(catalog),  # and what they were: reuse checks both
-        "world_size": here.size,
-        "global_batch_size": cfg.batch_size,
-    }
-    name, mode = params["backbone"], params["mode"]
-    if here.main:
-        with writing(out, "the run folder"):
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "params.json").write_text(json.dumps(params, indent=2))
-            if training is None:
-                write_manifest(catalog, out / "split.csv")
+    catalog, params = open_run(run_cfg, resolved if run_cfg == cfg else run_params(run_cfg), checkpoint, here)
+    cfg, name, mode = run_cfg, params["backbone"], params["mode"]
     if progress:
         print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
-
-    model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size, cfg.dropout)
-    if training is not None:
+    with seeded(cfg.seed):  # the new head's (and from scratch, every layer's) first weights
+        model = build_model(catalog.classes, name, not cfg.scratch, mode, cfg.weights, cfg.image_size, cfg.dropout)
+    if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
     device = own_device(pick_device(cfg.device), here)
-    with main_first(here):  # under torchrun, rank 0 decodes into the cache and the others read it
-        train_set = load_split(catalog, "train", cfg.image_size, progress)
-        val_set = load_split(catalog, "val", cfg.image_size, progress)
-        test_set = load_split(catalog, "test", cfg.image_size, progress) if cfg.test and catalog.has("test") else None
-    skipped = catalog.skipped + train_set.skipped + val_set.skipped + (test_set.skipped if test_set else [])
-    if skipped and here.main:
-        with writing(out / "skipped.csv"):
-            pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
+    train_set, val_set, test_set = decode_splits(catalog, cfg, progress, here)
     module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress, here)
-    best = max([h["val_acc"] for h in training["history"]], default=-1.0) if training else -1.0
-    best_weights, saved_at = None, -float("inf")
-
-    def on_epoch_end(state: dict) -> None:  # the first and last epochs are saved, between them one per SAVE_EVERY_S
-        nonlocal best, best_weights, saved_at
-        if not here.main:
-            return
-        if state["history"][-1]["val_acc"] > best:
-            best = state["history"][-1]["val_acc"]
-            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if time.perf_counter() - saved_at >= SAVE_EVERY_S or len(state["history"]) == params["epochs"]:
-            save_checkpoint(out / "model.pt", model, params, state)
-            if best_weights is not None:
-                save_checkpoint(out / "best.pt", model, params, weights=best_weights)
-                best_weights = None
-            saved_at = time.perf_counter()
-
     history = fit(
         module,
         train_ds,
@@ -338,7 +350,7 @@ def train_run(
         optimizer=cfg.optimizer,
         seed=cfg.seed,
         device=device,
-        on_epoch_end=on_epoch_end,
+        on_epoch_end=Saver(model, params, out, training["history"] if training else [], here.main),
         resume=training,
         progress=progress,
         groups=param_groups(model, params["lr"], params["backbone_lr"]),
@@ -347,8 +359,7 @@ def train_run(
         return RunResult(model, history, {}, out)
     with writing(out / "history.csv"):
         history.to_csv(out / "history.csv", index=False)
-    metrics = finish(model, val_set, test_set, history, params, out, device)
-    metrics |= {
+    metrics = finish(model, val_set, test_set, history, params, out, device) | {
         "n_train": len(train_set.labels),
         "seconds": round(time.perf_counter() - began, 1),
         "world_size": here.size,

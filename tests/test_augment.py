@@ -153,3 +153,15 @@ def test_views_are_float_and_channels_last(train):
     x = PhotoView(8, (0.5,) * 3, (0.5,) * 3, train=train).batch([photo(10, 10, channels_last=False)] * 3)
     assert x.shape == (3, 3, 8, 8) and x.dtype == torch.float32
     assert x.is_contiguous(memory_format=torch.channels_last)  # what fruitlib's networks run fastest in
+
+
+def test_a_generator_draws_what_the_global_random_numbers_would():
+    view = train_transform(32, (0.5,) * 3, (0.5,) * 3)
+    photos = [photo(40, 48, seed) for seed in range(3)]
+    torch.manual_seed(11)
+    from_global = view.batch(photos)
+    torch.manual_seed(0)
+    from_generator = view.batch(photos, torch.Generator().manual_seed(11))
+    assert torch.equal(from_generator, from_global)  # so features cached before generators were passed still hold
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(2), torch.rand(2, generator=torch.Generator().manual_seed(0)))  # global untouched

@@ -9,6 +9,7 @@ import torchvision
 from torchvision.models import resnet as tv
 
 from fruitlib import blocks
+from fruitlib.models import count_parameters
 
 
 def tv_basic(in_ch: int, out_ch: int, stride: int) -> tv.BasicBlock:
@@ -37,7 +38,7 @@ CASES = [  # (ours, theirs, input channels)
 def test_blocks_match_torchvision(make_ours, make_theirs, in_ch):
     torch.manual_seed(0)
     ours, theirs = make_ours(), make_theirs()
-    assert blocks.count_params(ours) == blocks.count_params(theirs)
+    assert count_parameters(ours) == count_parameters(theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     ours.load_state_dict(theirs.state_dict())  # strict: every name and shape must match
     x = torch.randn(2, in_ch, 12, 12)

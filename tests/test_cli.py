@@ -322,7 +322,7 @@ def test_a_preset_sets_its_values_and_options_given_win():
 def test_the_accurate_preset_is_a_candidate_its_search_tried(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     choose_settings = importlib.import_module("choose_settings")  # a broken script fails here, it is not skipped
-    assert cli.PRESETS["accurate"] in choose_settings.ACCURATE.values()  # benchmarks/README.md has the search
+    assert cli.PRESETS["accurate"] in choose_settings.ACCURATE.values()  # the search: benchmarks/results/
 
 
 @pytest.mark.parametrize(

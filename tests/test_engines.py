@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import one_line
 
-from fruitlib import FruitlibError, engines
+from fruitlib import FruitlibError, engines, models
 from fruitlib.cache import stage_runner
 from fruitlib.evaluate import predict_images
 from fruitlib.models import build_model
@@ -28,7 +28,7 @@ def test_onnx_runtime_gives_pytorchs_features(name, pretrained, stop, tmp_path):
     assert engine == "onnxruntime" and (tmp_path / "trunk.onnx").is_file()
     got = onnx(x)
     assert got.shape == expected.shape and relative_gap(got, expected) < 1e-4
-    assert torch.allclose(engines.pytorch_runner(engines.Trunk(model, stop))(x), expected, atol=1e-5)
+    assert torch.allclose(engines.pytorch_runner(models.Trunk(model, stop))(x), expected, atol=1e-5)
 
 
 def test_the_engine_is_onnx_runtime_on_a_cpu_and_pytorch_elsewhere_or_when_asked(monkeypatch):
@@ -75,3 +75,16 @@ def test_predictions_match_the_whole_network_in_pytorch(isolated):
     with torch.no_grad():
         expected = torch.softmax(model(eval_transform(32, model.spec.mean, model.spec.std).batch(images)), 1)
     assert probs.shape == (9, 3) and abs(probs - expected.numpy()).max() < 1e-4
+
+
+def test_scoring_a_trained_model_leaves_no_export_in_the_cache(isolated):
+    torch.manual_seed(0)
+    model = build_model(["a", "b"], "efficientnet_lite0", False, "full", image_size=32)
+    images, labels = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8), torch.tensor([0, 1, 0, 1])
+    probs, _ = predict_images(model, images, labels)
+    assert not list(isolated["cache"].rglob("*.onnx"))  # used once: exported to a temporary folder, then removed
+    assert probs.shape == (4, 2)
+    stage_runner(model, len(model.stages))  # the features of a network are reused: that export is kept
+    kept = list((isolated["cache"] / "onnx").glob("*.onnx"))
+    predict_images(model, images, labels)  # and scoring uses it rather than export again
+    assert list((isolated["cache"] / "onnx").glob("*.onnx")) == kept and len(kept) == 1

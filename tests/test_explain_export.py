@@ -33,18 +33,18 @@ def test_grad_cam_follows_the_target_class(model):
 
 def test_onnx_export_answers_like_the_model(model, tmp_path):
     pytest.importorskip("onnxruntime")
-    from fruitlib.export import compare, to_onnx
+    from fruitlib.export import check, to_onnx
 
     path = to_onnx(model, tmp_path / "model.onnx")
     assert path.is_file() and path.stat().st_size > 100_000
-    result = compare(model, path, torch.randn(3, 3, 32, 32))  # another batch size than the export's example
+    result = check(model, path, torch.randn(3, 3, 32, 32))  # another batch size than the export's example
     assert result["same_predictions"] and result["max_abs_diff"] < 1e-3
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
 def test_the_larger_lites_go_everywhere_a_backbone_goes(name, tmp_path):
     from fruitlib.checkpoint import model_from_checkpoint, save_checkpoint
-    from fruitlib.export import compare, to_onnx
+    from fruitlib.export import check, to_onnx
 
     torch.manual_seed(0)
     model = build_model(["apple", "banana"], name, mode="frozen", image_size=32).eval()
@@ -54,4 +54,4 @@ def test_the_larger_lites_go_everywhere_a_backbone_goes(name, tmp_path):
     with torch.no_grad():
         assert loaded.spec.backbone == name and torch.allclose(loaded(x), model(x), atol=1e-6)
     assert grad_cam(model, x).shape == (2, 32, 32)
-    assert compare(model, to_onnx(model, tmp_path / "m.onnx"), x)["same_predictions"]
+    assert check(model, to_onnx(model, tmp_path / "m.onnx"), x)["same_predictions"]

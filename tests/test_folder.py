@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -66,3 +67,25 @@ def test_the_cache_command_shows_the_folder_and_clears_it(isolated, capsys):
     assert str(isolated["cache"]) in out and "1 entries" in out and "shown" in out
     assert cli.main(["cache", "--clear"]) == 0
     assert "removed 1 entries" in capsys.readouterr().out and folder.entries() == []
+
+
+def test_two_cold_runs_keep_the_cache_under_its_limit(isolated, folder_data, tmp_path, monkeypatch):
+    from fruitlib.run import RunConfig, train_run
+
+    def cold_run(n: int) -> None:  # another image size: photos, features and export all new to the cache
+        cfg = RunConfig(data=str(folder_data), out=str(tmp_path / f"run{n}"), backbone="efficientnet_lite0", epochs=1)
+        train_run(dataclasses.replace(cfg, image_size=24 + 8 * n, batch_size=8, views=1, device="cpu"), progress=False)
+
+    def held() -> int:
+        return sum(p.stat().st_size for p in folder.entries())
+
+    monkeypatch.setenv("FRUITLIB_CACHE_LIMIT", "0")  # no limit: what one cold run leaves
+    cold_run(1)
+    first, one_run = folder.entries(), held()
+    limit = int(1.5 * one_run)
+    monkeypatch.setenv("FRUITLIB_CACHE_LIMIT", str(limit))
+    for n in (2, 3):
+        cold_run(n)
+        assert held() <= limit
+        assert (tmp_path / f"run{n}" / "metrics.json").is_file()
+    assert set(first) - set(folder.entries())  # the first run's entries went first
