@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """fruitlib's speed and memory, measured: one command, a table on screen and a JSON file.
 
-    python benchmarks/bench.py [--data PATH] [--backbone auto] [--quick] [--out benchmarks/results.json]
+    python benchmarks/bench.py [--data PATH] [--backbone auto] [--quick] [--out benchmarks/results/bench-DATE.json]
 
 Every figure is a ratio of two things measured side by side in this one run, on the same machine, data
-(the train split; validation photos where an accuracy is reported) and backbone. See benchmarks/README.md.
+(the train split; validation photos where an accuracy is reported) and backbone. See benchmarks/README.md; dated
+results are in benchmarks/results/.
 Timings live here, never in the tests. The parts: ``items.py`` (what is measured), ``timing.py`` (how),
 ``settings.py`` (the settings sections), ``report.py`` (ratios, verdicts, the table).
 """
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         "--backbone", default="auto", help="auto (fruitlib's default), efficientnet_lite0, resnet50 ..."
     )
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of the benchmark itself")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results.json"), help="JSON file")
+    dated = Path(__file__).resolve().parent / "results" / f"bench-{datetime.date.today()}.json"
+    parser.add_argument("--out", default=str(dated), help="JSON file")
     parser.add_argument("--device", default="auto", help="auto (fruitlib's default), cpu, cuda")
     parser.add_argument(
         "--epochs", type=int, help=f"head epochs in item 2 (default: fruitlib's {FROZEN_EPOCHS}; quick 2)"

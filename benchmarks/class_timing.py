@@ -5,7 +5,7 @@ machine it runs on. It executes every notebook, then every answers notebook, wit
 (never over the sources), once from an empty cache and ``runs/`` folder of its own, then once more with what the
 first pass left: the second pass is what a class re-running the notebooks waits for.
 
-    python benchmarks/class_timing.py --data ../shared/data/GroceryStoreDataset > benchmarks/class-timing-DATE.txt
+    python benchmarks/class_timing.py --data DATA > benchmarks/results/class-timing-DATE.txt
     python benchmarks/class_timing.py --live-only   # after `make series`: the live pass alone, on this checkout's
                                                     # runs/ and cache (the notebooks may add runs there)
 

@@ -49,7 +49,7 @@ CONFIGS = {  # label: (train arguments beyond --data and --out, extra environmen
     "Lite2, 300 px, 4 views": (["--backbone", "efficientnet_lite2", "--image-size", "300", "--views", "4"], {}),
 }
 TARGET_S, TARGET_ACCURACY = 45, (76, 79)  # issue 11: the default >= 76% in <= 45 s; one setting >= 79%
-RECIPE_JSON = "benchmarks/results-cpu-2026-11-30-opencv-augment.json"
+RECIPE_JSON = "benchmarks/results/results-cpu-2026-11-30-opencv-augment.json"
 
 
 def figure(table: pd.DataFrame, recipe_s: float | None, recipe_label: str):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of benchmarks/README.md in one go: the benchmark on the GPU, then the full-size runs of the
+# The GPU figures of benchmarks/results/2026-11-30-gpu-h200.md in one go: the benchmark on the GPU, then the full-size runs of the
 # series (params/full.yaml: 224 px, 30 epochs, batch 64; notebook 04's fine-tuning and fixed features, notebook
 # 05's scratch run) through `python -m fruitlib train`, the function notebooks 04 and 05 call.
 #

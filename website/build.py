@@ -28,6 +28,7 @@ PAGES = [
     "docs/reference-article.md",
     "data/README.md",
     "benchmarks/*",
+    "benchmarks/results/*",
     "README.md",
 ]  # README.md: only its command-line sections are shown
 ANSWERS = ["solutions/[0-9][0-9]-*-answers.ipynb", "solutions/README.md"]
