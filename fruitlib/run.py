@@ -240,10 +240,9 @@ def finished(cfg: RunConfig, params: dict | None = None) -> bool:
     return same and saved.get("photos") == listing_digest(new_catalog(cfg))
 
 
-def open_run(cfg: RunConfig, params: dict, checkpoint: dict | None, here: World) -> tuple[Catalog, dict]:
+def open_run(cfg: RunConfig, out: Path, params: dict, checkpoint: dict | None, here: World) -> tuple[Catalog, dict]:
     """The run's photos (a resumed run's own split, else a new one) and its ``params.json``: ``params`` with where
-    the photos were and what they were. The main process writes both into the run folder."""
-    out = Path(cfg.out)
+    the photos were and what they were. The main process writes both into the run folder ``out``."""
     if checkpoint is not None:  # the split it was trained on, not a new scan of what the folder holds now
         catalog = read_manifest(out / "split.csv", find_data(cfg.data), checkpoint["spec"]["classes"])
     else:
@@ -264,7 +263,7 @@ def open_run(cfg: RunConfig, params: dict, checkpoint: dict | None, here: World)
 
 
 def decode_splits(
-    catalog: Catalog, cfg: RunConfig, progress: bool, here: World
+    catalog: Catalog, cfg: RunConfig, out: Path, progress: bool, here: World
 ) -> tuple[ImageSet, ImageSet, ImageSet | None]:
     """The decoded train, val and (where asked for and present) test photos; the photos that could not be read are
     listed in the run folder's ``skipped.csv``."""
@@ -274,8 +273,8 @@ def decode_splits(
         test_set = load_split(catalog, "test", cfg.image_size, progress) if cfg.test and catalog.has("test") else None
     skipped = catalog.skipped + train_set.skipped + val_set.skipped + (test_set.skipped if test_set else [])
     if skipped and here.main:
-        with writing(Path(cfg.out) / "skipped.csv"):
-            pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(Path(cfg.out) / "skipped.csv", index=False)
+        with writing(out / "skipped.csv"):
+            pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped.csv", index=False)
     return train_set, val_set, test_set
 
 
@@ -329,7 +328,7 @@ def train_run(
     began = time.perf_counter()
     training = checkpoint["training"] if checkpoint else None
     progress = progress and here.main
-    catalog, params = open_run(run_cfg, resolved if run_cfg == cfg else run_params(run_cfg), checkpoint, here)
+    catalog, params = open_run(run_cfg, out, resolved if run_cfg == cfg else run_params(run_cfg), checkpoint, here)
     cfg, name, mode = run_cfg, params["backbone"], params["mode"]
     if progress:
         print(f"backbone: {name} ({params['backbone_reason']}); mode: {mode}; {len(catalog.classes)} classes")
@@ -338,7 +337,7 @@ def train_run(
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
     device = own_device(pick_device(cfg.device), here)
-    train_set, val_set, test_set = decode_splits(catalog, cfg, progress, here)
+    train_set, val_set, test_set = decode_splits(catalog, cfg, out, progress, here)
     module, train_ds, val_ds = training_data(model, train_set, val_set, cfg, device, progress, here)
     history = fit(
         module,

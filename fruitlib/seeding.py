@@ -16,29 +16,39 @@ import torch
 
 
 def seed_everything(seed: int) -> None:
-    """Python's, NumPy's and torch's global random numbers (every device's) start from ``seed``."""
+    """Python's, NumPy's and torch's global random numbers, every device's, start from ``seed``: for a script that
+    owns its process. Library code uses :func:`seeded`."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
+def device_generator(device: torch.device | None) -> torch.Generator | None:
+    """The global generator of a GPU (CUDA or Apple's mps) that draws on ``device``; None for the CPU."""
+    if device is None or device.type not in ("cuda", "mps"):
+        return None
+    if device.type == "mps":
+        return torch.mps._get_default_mps_generator()  # the one torch.mps.manual_seed and get_rng_state use
+    return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+
+
 @contextmanager
 def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
-    """Inside, the global random numbers start from ``seed`` (:func:`seed_everything`); afterwards Python's,
-    NumPy's, the CPU's and ``device``'s (a GPU) continue as if the block had not run."""
-    gpus = (
-        [device.index if device.index is not None else torch.cuda.current_device()]
-        if device and device.type == "cuda"
-        else []
-    )
-    python, numpy = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=gpus):
-        seed_everything(seed)
-        try:
-            yield
-        finally:
-            random.setstate(python)
-            np.random.set_state(numpy)
+    """Inside, Python's, NumPy's and torch's CPU random numbers, and ``device``'s where it is a GPU, start from
+    ``seed``; afterwards they continue as if the block had not run. Other devices' random numbers are not touched."""
+    generators = [torch.random.default_generator] + [g for g in [device_generator(device)] if g is not None]
+    python, numpy, states = random.getstate(), np.random.get_state(), [g.get_state() for g in generators]
+    random.seed(seed)
+    np.random.seed(seed)
+    for generator in generators:
+        generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+        for generator, state in zip(generators, states):
+            generator.set_state(state)
 
 
 def denormals_flushed_now() -> bool:

@@ -207,6 +207,17 @@ def test_resume_honours_more_epochs_on_the_longer_runs_schedule(folder_data, tmp
     assert result.history["lr"].iloc[1:].tolist() == pytest.approx(longer.history["lr"].iloc[1:].tolist())
 
 
+def test_resume_works_in_the_folder_named_not_the_one_saved(folder_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    interrupted_after_one_epoch(folder_data, Path("run"), monkeypatch)  # saved as "run", relative to tmp_path
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where "run" means another folder, which does not exist
+    result = train_run(RunConfig(out=str(tmp_path / "run"), device="cpu"), resume=True, progress=False)
+    assert result.history["epoch"].tolist() == [1, 2] and (tmp_path / "run" / "metrics.json").is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "given, refused",
     [
