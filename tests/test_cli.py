@@ -426,3 +426,13 @@ def test_the_command_lines_choices_are_the_configs():
     assert tuple(actions["optimizer"].choices) == config.OPTIMIZERS
     assert tuple(actions["labels"].choices) == config.LABELS
     assert tuple(actions["category"].choices) == config.CATEGORIES
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(isolated):
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}  # every line written at once, so the closed pipe is met
+    done = subprocess.Popen(
+        [sys.executable, "-m", "fruitlib", "cache"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    done.stdout.close()  # as `| head` does once it has what it wants
+    stderr = done.stderr.read().decode()
+    assert done.wait(timeout=60) == 1 and stderr == ""
