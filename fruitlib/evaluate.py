@@ -12,6 +12,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from .augment import view_for
 from .cache import stage_runner
 from .data import decode, stored_size
+from .engines import Runner
 from .errors import FruitlibError
 from .models import FruitNet
 
@@ -23,16 +24,18 @@ def predict_images(
     labels: torch.Tensor,
     device: str | torch.device = "cpu",
     batch_size: int = 64,
+    stages: Runner | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities and labels for decoded uint8 photos, each seen through the model's evaluation view.
 
     The stages run on the engine of :func:`fruitlib.cache.stage_runner` (ONNX Runtime on a CPU, through an export
-    that is not kept unless it was already), then the head.
+    that is not kept unless it was already), then the head. ``stages``: that runner, made once by the caller to
+    score several splits with one export; made here when not given.
     """
     spec = model.spec
     view = view_for(spec)
     model.eval().to(device)
-    stages = stage_runner(model, len(model.stages), device, keep=False)
+    stages = stages if stages is not None else stage_runner(model, len(model.stages), device, keep=False)
     probs = [
         torch.softmax(model.classify(stages(view.batch(images[i : i + batch_size]).to(device)).flatten(1)), 1)
         for i in range(0, len(images), batch_size)
@@ -46,10 +49,11 @@ def score(
     labels: torch.Tensor,
     device: str | torch.device = "cpu",
     predictions: bool = False,
+    stages: Runner | None = None,
 ) -> dict:
     """:func:`report` of ``model`` on decoded photos, through the whole network; with ``predictions``, also the
-    class index it gives each photo, in order (``predicted``)."""
-    probs, labels = predict_images(model, images, labels, device)
+    class index it gives each photo, in order (``predicted``). ``stages``: see :func:`predict_images`."""
+    probs, labels = predict_images(model, images, labels, device, stages=stages)
     predicted = probs.argmax(1)
     scores = report(labels, predicted, model.spec.classes)
     return scores | {"predicted": predicted.tolist()} if predictions else scores

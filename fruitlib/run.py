@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from . import __version__, engines, plots
 from .augment import view_for
-from .cache import ImageSet, cached_activations, load_split
+from .cache import ImageSet, cached_activations, load_split, stage_runner
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import BACKBONE_SHARE, DEFAULT_EPOCHS, DEFAULT_LR, RunConfig
 from .data import (
@@ -385,7 +385,8 @@ def finish(
     the split's order) is under ``test``, None where the data have no test split.
     """
     spec = model.spec
-    scores = score(model, val.images, val.labels, device)
+    stages = stage_runner(model, len(model.stages), device, keep=False)  # one export scores both splits
+    scores = score(model, val.images, val.labels, device, stages=stages)
     trainable, total = count_parameters(model)
     plots.save(plots.training_curves({spec.backbone: history}, f"{out.name}"), "curves", out)
     plots.save(plots.confusion(scores["confusion"], spec.classes), "confusion", out)
@@ -405,5 +406,5 @@ def finish(
         "total_params": total,
         "per_class": scores["per_class"],
         "confusion": scores["confusion"],
-        "test": score(model, test.images, test.labels, device, predictions=True) if test is not None else None,
+        "test": score(model, test.images, test.labels, device, True, stages) if test is not None else None,
     }

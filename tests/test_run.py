@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import COLOURS, MISSING_LISTED, make_folder_data, make_photo, one_line
 
-from fruitlib import FruitlibError, evaluate, run
+from fruitlib import FruitlibError, engines, evaluate, run
 from fruitlib.checkpoint import load_checkpoint, model_from_checkpoint
 from fruitlib.run import RunConfig, train_run
 from fruitlib.train import COLUMNS
@@ -446,3 +446,12 @@ def test_a_run_made_by_another_fruitlib_version_is_not_reused(tiny_run, monkeypa
 def test_a_run_config_refuses_what_no_run_could_use(field, value, allowed):
     with pytest.raises(FruitlibError, match=allowed):
         run.RunConfig(**{field: value})
+
+
+def test_a_run_scores_its_splits_with_one_export(grocery_data_with_test, tmp_path, monkeypatch):
+    monkeypatch.delenv("FRUITLIB_ENGINE", raising=False)  # ONNX Runtime, which exports
+    made, export = [], engines.export
+    monkeypatch.setattr(engines, "export", lambda trunk, size, path: made.append(path) or export(trunk, size, path))
+    cfg = config(grocery_data_with_test, tmp_path / "run", scratch=True, mode="full", views=0, epochs=1, test=True)
+    result = train_run(cfg, progress=False)
+    assert result.metrics["test"] is not None and len(made) == 1  # validation and test: one export, not kept
